@@ -1,0 +1,5 @@
+"""imports routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["imports"])

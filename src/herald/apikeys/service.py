@@ -1,0 +1,72 @@
+"""Create, list, revoke and check API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from herald.core.clock import Clock
+from herald.core.errors import InvalidInputError, NotFoundError, UnauthorizedError
+from herald.db.tables import api_keys
+
+PREFIX = "hk_"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: int
+    name: str
+    secret: str  # shown once, never stored
+
+
+def _digest(secret: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is safe here (no dictionary to attack), unlike passwords.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(engine: sa.Engine, clock: Clock, name: str) -> CreatedKey:
+    name = name.strip()
+    if not name:
+        raise InvalidInputError("An API key needs a name.", field="name")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        key_id = conn.scalar(
+            api_keys.insert()
+            .values(name=name, prefix=secret[:10], key_hash=_digest(secret), created_at=clock.now())
+            .returning(api_keys.c.id)
+        )
+    assert key_id is not None
+    return CreatedKey(id=key_id, name=name, secret=secret)
+
+
+def list_keys(engine: sa.Engine) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.id)).mappings().all()
+    return [{k: v for k, v in row.items() if k != "key_hash"} for row in rows]
+
+
+def revoke_key(engine: sa.Engine, clock: Clock, key_id: int) -> None:
+    with engine.begin() as conn:
+        done = conn.execute(
+            api_keys.update()
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=clock.now())
+        ).rowcount
+    if not done:
+        raise NotFoundError(f"No active API key with id {key_id}.", id=key_id)
+
+
+def check_key(engine: sa.Engine, secret: str) -> int:
+    """Return the key id for a valid, unrevoked secret or raise UnauthorizedError."""
+    with engine.connect() as conn:
+        key_id = conn.scalar(
+            sa.select(api_keys.c.id).where(
+                api_keys.c.key_hash == _digest(secret), api_keys.c.revoked_at.is_(None)
+            )
+        )
+    if key_id is None:
+        raise UnauthorizedError("The API key is wrong or revoked.")
+    return int(key_id)

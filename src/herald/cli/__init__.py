@@ -1,0 +1,1 @@
+"""Command line: one module per slice, each with register(app)."""

@@ -1,0 +1,7 @@
+"""backups commands."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

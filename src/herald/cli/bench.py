@@ -1,0 +1,7 @@
+"""bench commands."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,7 @@
+"""contacts commands."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

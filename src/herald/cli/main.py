@@ -1,0 +1,21 @@
+"""The `herald` command: one typer app, each slice registers its commands."""
+
+from __future__ import annotations
+
+import typer
+
+from herald.cli import apikeys, backups, bench, contacts, db, serve
+
+app = typer.Typer(
+    name="herald",
+    help="Herald: self-hosted customer communication hub.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (db, apikeys, serve, contacts, backups, bench):
+    module.register(app)
+
+
+def main() -> None:
+    app()

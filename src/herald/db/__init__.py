@@ -1,0 +1,1 @@
+"""Storage: one schema and one code path for SQLite and PostgreSQL."""

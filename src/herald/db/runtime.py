@@ -1,0 +1,43 @@
+"""The Runtime bundles settings, engine and clock; built once per process in bootstrap code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from herald.core.clock import Clock, SystemClock
+from herald.core.settings import Settings
+from herald.db.engine import create_db_engine
+from herald.db.tables import instance_secrets
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: sa.Engine
+    clock: Clock = field(default_factory=SystemClock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(settings.resolved_database_url)
+    return Runtime(settings=settings, engine=engine, clock=clock or SystemClock())
+
+
+def instance_secret(engine: sa.Engine, name: str) -> str:
+    """A per-installation secret kept in the database, so backups carry it along."""
+    with engine.begin() as conn:
+        value = conn.scalar(sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name))
+        if value is not None:
+            return str(value)
+        value = secrets.token_hex(32)
+        conn.execute(
+            instance_secrets.insert().values(name=name, value=value, created_at=dt.datetime.now(dt.UTC))
+        )
+        return value

@@ -1,0 +1,1 @@
+"""Background work: scheduled jobs now, deliveries later."""
