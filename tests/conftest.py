@@ -64,9 +64,7 @@ _pg_template_ready: list[bool] = []
 def _pg_template(admin_url: str) -> None:
     if _pg_template_ready:
         return
-    _pg_exec(
-        admin_url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}"
-    )
+    _pg_exec(admin_url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}")
     engine = create_db_engine(make_url(admin_url).set(database=TEMPLATE_DB).render_as_string(False))
     migrate.upgrade(engine)
     engine.dispose()
@@ -151,3 +149,21 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def api_key(engine: sa.Engine, clock: FrozenClock) -> str:
+    from herald.apikeys.service import create_key
+
+    return create_key(engine, clock, "tests").secret
+
+
+@pytest.fixture
+def api(runtime: Runtime, api_key: str) -> Iterator[object]:
+    """An authenticated TestClient against the real app on this test's database."""
+    from fastapi.testclient import TestClient
+
+    from herald.api.app import create_app
+
+    with TestClient(create_app(runtime), headers={"Authorization": f"Bearer {api_key}"}) as client:
+        yield client

@@ -14,8 +14,8 @@ from herald.core.settings import load_settings
 from herald.db.migrate import check_migrated
 from herald.db.runtime import Runtime, open_runtime
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def show_progress() -> bool:

@@ -1,7 +1,166 @@
-"""contacts commands."""
+"""`herald contacts …`: import, export, undo, duplicates, merge, unmerge, show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from herald.cli.common import console, runtime, show_progress
+from herald.contacts import dedupe, export, importing, service, undo
+from herald.contacts.importers import FORMATS
+
+contacts_app = typer.Typer(help="People: import, export, deduplicate, merge and unmerge.", no_args_is_help=True)
+MAX_REJECTS_SHOWN = 50
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[importing.Progress]:
+    if not show_progress():
+        yield lambda done, total: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contacts_app.command("import")
+def import_(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="CSV file to import."),
+    format: str = typer.Option("auto", "--format", help=f"Layout: {' | '.join(FORMATS)}."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would happen; change nothing."),
+    default_region: str | None = typer.Option(
+        None,
+        "--default-region",
+        help="Country (ISO code) for national phone numbers; default HERALD_DEFAULT_REGION.",
+    ),
+    rejects: Path | None = typer.Option(None, "--rejects", help="Where to write the rejects CSV (default: data dir)."),
+) -> None:
+    """Import contacts: one person per real person, every row kept as a source record, bad rows reported."""
+    with runtime() as rt:
+        region = (default_region or rt.settings.default_region).upper()
+        workers = importing.default_workers(rt.settings.import_workers)
+        with _progress("importing" if not dry_run else "dry run") as progress:
+            report = importing.run_import(
+                rt.engine,
+                rt.clock,
+                file,
+                fmt=format,
+                default_region=region,
+                dry_run=dry_run,
+                workers=workers,
+                progress=progress,
+                rejects_dir=rejects or rt.settings.data_dir / "imports",
+            )
+        if dry_run and report.rejects:
+            report.rejects_file = importing.write_rejects(report.rejects, rejects or Path(), "dry-run")
+    _print_report(report)
+
+
+def _print_report(report: importing.ImportReport) -> None:
+    for reject in report.rejects[:MAX_REJECTS_SHOWN]:
+        where = f" [{reject.field}]" if reject.field else ""
+        console.print(f"row {reject.row_number}: {reject.reason}{where}: {reject.message}", markup=False)
+    if len(report.rejects) > MAX_REJECTS_SHOWN:
+        console.print(f"… and {len(report.rejects) - MAX_REJECTS_SHOWN} more rejected rows")
+    head = "dry run (nothing changed)" if report.dry_run else f"batch {report.batch_id}"
+    console.print(f"{head}: {report.file_name} as {report.format}, {report.total_rows} rows", markup=False)
+    console.print("  ".join(f"{k}={v}" for k, v in report.counts.items()))
+    if report.rejects_file:
+        console.print(f"rejects written to {report.rejects_file}", markup=False)
+
+
+@contacts_app.command("import-undo")
+def import_undo(batch: int = typer.Argument(..., help="The batch id an import printed.")) -> None:
+    """Roll an import back completely: people it created go, people it changed are restored."""
+    with runtime() as rt:
+        result = undo.undo_import(rt.engine, rt.clock, batch, actor="cli")
+    console.print(
+        f"batch {batch} undone: {result['people_removed']} people removed, {result['people_restored']} restored"
+    )
+
+
+@contacts_app.command("export")
+def export_(
+    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    with_sources: bool = typer.Option(
+        False, "--with-sources", help="One line per source record instead of per person."
+    ),
+) -> None:
+    """Export everyone (identifiers, attributes, consent) or, with --with-sources, every source record."""
+    with runtime() as rt:
+        if with_sources:
+            written = export.export_sources(rt.engine, out)
+        else:
+            with _progress("exporting") as progress:
+                written = export.export_people(rt.engine, out, progress)
+    console.print(f"wrote {written} lines to {out}", markup=False)
+
+
+@contacts_app.command("duplicates")
+def duplicates(
+    threshold: float = typer.Option(88.0, help="Minimum name similarity (0–100) for fuzzy suggestions."),
+) -> None:
+    """List likely duplicate pairs with a score and the reason."""
+    with runtime() as rt:
+        dedupe.compute_suggestions(rt.engine, rt.clock, threshold)
+        suggestions = dedupe.list_suggestions(rt.engine)
+    table = Table("suggestion", "person A", "person B", "score", "reason")
+    for s in suggestions:
+        table.add_row(str(s.id), str(s.person_a_id), str(s.person_b_id), f"{s.score:.0f}", s.reason)
+    console.print(table if suggestions else "no duplicate suggestions")
+
+
+@contacts_app.command("merge")
+def merge(
+    survivor: int = typer.Argument(..., help="Person id that stays."),
+    other: int = typer.Argument(..., help="Person id merged into it."),
+    reason: str = typer.Option("merged by operator", "--reason", help="Why; kept with the merge."),
+) -> None:
+    """Merge two people (reversible with `herald contacts unmerge`)."""
+    with runtime() as rt:
+        merge_id = service.merge_contacts(rt.engine, rt.clock, survivor, other, actor="cli", reason=reason)
+    console.print(f"merge {merge_id}: person {other} merged into {survivor}")
+
+
+@contacts_app.command("unmerge")
+def unmerge(merge_id: int = typer.Argument(..., help="The merge id to undo.")) -> None:
+    """Undo a merge: both people come back with their own identifiers and history."""
+    with runtime() as rt:
+        result = service.unmerge_contacts(rt.engine, rt.clock, merge_id, actor="cli")
+    console.print(f"merge {merge_id} undone: person {result['restored_id']} restored beside {result['survivor_id']}")
+
+
+@contacts_app.command("show")
+def show(person: int = typer.Argument(..., help="Person id.")) -> None:
+    """Show one person: identifiers, consent, sources, timeline."""
+    with runtime() as rt:
+        detail = service.contact_detail(rt.engine, person)
+    console.print(
+        f"person {detail['id']} ({detail['status']}): {detail['first_name'] or ''} {detail['last_name'] or ''}",
+        markup=False,
+    )
+    for ident in detail["identifiers"]:
+        console.print(f"  {ident['kind']}: {ident['value']}  (key {ident['key']})", markup=False)
+    for key, verdict in detail["consent"].items():
+        console.print(f"  {key}: {'allowed' if verdict['allowed'] else 'blocked'} ({verdict['reason']})", markup=False)
+
+
+@contacts_app.command("list")
+def list_(query: str = typer.Argument("", help="Search names and identifiers."), limit: int = 50) -> None:
+    """List people, optionally matching a search."""
+    with runtime() as rt:
+        total, rows = service.search_contacts(rt.engine, query, limit=limit)
+    for row in rows:
+        name = f"{row['first_name'] or ''} {row['last_name'] or ''}".strip()
+        console.print(f"{row['id']}\t{name}\t{', '.join(row['identifiers'])}", markup=False)
+    console.print(f"{len(rows)} of {total}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(contacts_app, name="contacts")

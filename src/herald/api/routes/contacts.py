@@ -1,5 +1,140 @@
-"""contacts routes."""
+"""Contact routes: create/update, read, search, consent, erase, merge and unmerge, export."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from herald.api.deps import RuntimeDep
+from herald.contacts import dedupe, erase, export, service
 
 router = APIRouter(tags=["contacts"])
+
+
+class ContactIn(BaseModel):
+    emails: list[str] = Field(default_factory=list, max_length=20)
+    phones: list[str] = Field(default_factory=list, max_length=20)
+    handles: list[str] = Field(default_factory=list, max_length=20)
+    first_name: str | None = Field(None, max_length=200)
+    last_name: str | None = Field(None, max_length=200)
+    company: str | None = Field(None, max_length=300)
+    country: str | None = Field(None, min_length=2, max_length=2)
+    locale: str | None = Field(None, max_length=35)
+    timezone: str | None = Field(None, max_length=64)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    consent: dict[str, Literal["subscribed", "unsubscribed"]] = Field(
+        default_factory=dict,
+        description="channel (or channel:purpose) → state; never re-subscribes an opt-out",
+    )
+
+
+class ConsentIn(BaseModel):
+    channel: Literal["email", "sms", "whatsapp", "voice"]
+    purpose: Literal["marketing", "transactional", "all"] = "marketing"
+    kind: Literal["subscribed", "unsubscribed", "bounced", "complained", "suppressed"]
+    explicit: bool = Field(
+        False, description="The person explicitly asked; the only way to re-subscribe after an opt-out."
+    )
+    note: str | None = Field(None, max_length=1000)
+
+
+class MergeIn(BaseModel):
+    survivor_id: int
+    merged_id: int
+    reason: str = Field("merged via API", max_length=500)
+
+
+@router.post("/contacts", status_code=201)
+def upsert_contact(body: ContactIn, runtime: RuntimeDep) -> dict[str, Any]:
+    fields = body.model_dump(exclude={"emails", "phones", "handles", "consent"}, exclude_none=True)
+    data = service.ContactInput(
+        emails=body.emails, phones=body.phones, handles=body.handles, fields=fields, consent=dict(body.consent)
+    )
+    person_id, action = service.upsert_contact(
+        runtime.engine, runtime.clock, data, default_region=runtime.settings.default_region
+    )
+    return {"id": person_id, "action": action}
+
+
+@router.get("/contacts")
+def search_contacts(
+    runtime: RuntimeDep, q: str = "", limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+) -> dict[str, Any]:
+    total, rows = service.search_contacts(runtime.engine, q, limit=limit, offset=offset)
+    return {"total": total, "limit": limit, "offset": offset, "contacts": rows}
+
+
+@router.get("/contacts/duplicates")
+def duplicates(runtime: RuntimeDep, threshold: float = Query(88.0, ge=50, le=100)) -> dict[str, Any]:
+    dedupe.compute_suggestions(runtime.engine, runtime.clock, threshold)
+    return {
+        "suggestions": [
+            s.__dict__ if hasattr(s, "__dict__") else _slots(s) for s in dedupe.list_suggestions(runtime.engine)
+        ]
+    }
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+@router.get("/contacts/{person_id}")
+def get_contact(person_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.contact_detail(runtime.engine, person_id)
+
+
+@router.post("/contacts/{person_id}/consent", status_code=201)
+def add_consent(person_id: int, body: ConsentIn, runtime: RuntimeDep) -> dict[str, Any]:
+    service.record_consent(
+        runtime.engine,
+        runtime.clock,
+        person_id,
+        channel=body.channel,
+        purpose=body.purpose,
+        kind=body.kind,
+        explicit=body.explicit,
+        source="api",
+        note=body.note,
+    )
+    consent: dict[str, Any] = service.contact_detail(runtime.engine, person_id)["consent"]
+    return consent
+
+
+@router.delete("/contacts/{person_id}")
+def erase_contact(person_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return erase.erase_person(runtime.engine, runtime.clock, person_id, actor="api")
+
+
+@router.post("/merges", status_code=201)
+def merge(body: MergeIn, runtime: RuntimeDep) -> dict[str, Any]:
+    merge_id = service.merge_contacts(
+        runtime.engine, runtime.clock, body.survivor_id, body.merged_id, actor="api", reason=body.reason
+    )
+    return {"id": merge_id, "survivor_id": body.survivor_id, "merged_id": body.merged_id}
+
+
+@router.get("/merges")
+def list_merges(runtime: RuntimeDep) -> dict[str, Any]:
+    return {"merges": service.list_merges(runtime.engine)}
+
+
+@router.post("/merges/{merge_id}/undo")
+def unmerge(merge_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.unmerge_contacts(runtime.engine, runtime.clock, merge_id, actor="api")
+
+
+@router.get("/exports/contacts.csv", response_class=FileResponse)
+def export_contacts(runtime: RuntimeDep, background: BackgroundTasks, with_sources: bool = False) -> FileResponse:
+    handle = tempfile.NamedTemporaryFile(suffix=".csv", delete=False)  # noqa: SIM115 - removed after sending
+    handle.close()
+    path = Path(handle.name)
+    (export.export_sources if with_sources else export.export_people)(runtime.engine, path)
+    background.add_task(path.unlink, missing_ok=True)
+    name = "contacts-sources.csv" if with_sources else "contacts.csv"
+    return FileResponse(path, media_type="text/csv", filename=name, background=background)

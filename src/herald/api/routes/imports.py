@@ -1,5 +1,91 @@
-"""imports routes."""
+"""Import routes: upload a file (returns a batch id at once), poll progress, rejects, undo."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import Response
+
+from herald.api.deps import RuntimeDep
+from herald.contacts import importing, undo
+from herald.contacts.export import neutralise
+from herald.contacts.importers import FORMATS
+from herald.core.errors import InvalidInputError
+from herald.db.runtime import Runtime
 
 router = APIRouter(tags=["imports"])
+log = logging.getLogger(__name__)
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+
+def _run(runtime: Runtime, batch_id: int, path: Path, fmt: str, region: str, name: str) -> None:
+    try:
+        importing.run_import(
+            runtime.engine,
+            runtime.clock,
+            path,
+            fmt=fmt,
+            default_region=region,
+            batch_id=batch_id,
+            file_name=name,
+            workers=1,
+            rejects_dir=runtime.settings.data_dir / "imports",
+            actor="api",
+        )
+    except Exception:
+        # run_import already rolled the batch back and stored the error on its row for GET /api/imports/{id}.
+        log.exception("import batch %s failed", batch_id)
+
+
+@router.post("/imports", status_code=202)
+async def upload_import(
+    runtime: RuntimeDep,
+    file: UploadFile = File(..., description="CSV export (generic, Mailchimp, HubSpot, Constant Contact)"),
+    format: str = Form("auto"),
+    default_region: str | None = Form(None, min_length=2, max_length=2),
+) -> dict[str, Any]:
+    if format not in FORMATS:
+        raise InvalidInputError(f"Unknown format {format!r}; use one of {', '.join(FORMATS)}.", field="format")
+    region = (default_region or runtime.settings.default_region).upper()
+    name = Path(file.filename or "upload.csv").name
+    batch_id = importing.create_batch(runtime.engine, runtime.clock, name, format, region)
+    folder = runtime.settings.data_dir / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"import-{batch_id}-{name}"
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await file.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise InvalidInputError("The file is larger than 512 MiB.", field="file")
+            out.write(chunk)
+    # The batch is durable before we answer; the work runs beside the request and reports progress.
+    threading.Thread(target=_run, args=(runtime, batch_id, path, format, region, name), daemon=True).start()
+    return {"id": batch_id, "status": "pending", "progress_url": f"/api/imports/{batch_id}"}
+
+
+@router.get("/imports/{batch_id}")
+def get_import(batch_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return importing.get_batch(runtime.engine, batch_id)
+
+
+@router.get("/imports/{batch_id}/rejects.csv")
+def import_rejects(batch_id: int, runtime: RuntimeDep) -> Response:
+    importing.get_batch(runtime.engine, batch_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", "reason", "field", "message"])
+    for r in importing.batch_rejects(runtime.engine, batch_id):
+        writer.writerow([r.row_number, r.reason, r.field or "", neutralise(r.message)])
+    return Response(buffer.getvalue(), media_type="text/csv")
+
+
+@router.post("/imports/{batch_id}/undo")
+def undo_import(batch_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    return undo.undo_import(runtime.engine, runtime.clock, batch_id, actor="api")

@@ -1,0 +1,1 @@
+"""Channel adapters behind the ChannelProvider port; only the delivery slice calls them."""

@@ -1,0 +1,68 @@
+"""can_contact: a pure verdict over a person's append-only consent events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+CHANNELS = ("email", "sms", "whatsapp", "voice")
+PURPOSES = ("marketing", "transactional")
+ALL_PURPOSES = "all"
+SUBSCRIBED = "subscribed"
+OPT_OUTS = ("unsubscribed", "bounced", "complained", "suppressed")
+KINDS = (SUBSCRIBED, *OPT_OUTS)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEvent:
+    channel: str
+    purpose: str  # marketing | transactional | all
+    kind: str  # subscribed | unsubscribed | bounced | complained | suppressed
+    occurred_at: dt.datetime
+    explicit: bool = False  # an explicit re-subscription by the person, the only way back after an opt-out
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    state: str  # subscribed | unsubscribed | bounced | complained | suppressed | unknown
+    reason: str
+
+
+def _applies(event: ConsentEvent, channel: str, purpose: str) -> bool:
+    return event.channel == channel and event.purpose in (purpose, ALL_PURPOSES)
+
+
+def consent_state(events: Iterable[ConsentEvent], channel: str, purpose: str) -> tuple[str, ConsentEvent | None]:
+    """Fold the events for one channel × purpose in time order; opt-outs are sticky."""
+    state, deciding = "unknown", None
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        if not _applies(event, channel, purpose):
+            continue
+        if event.kind == SUBSCRIBED:
+            # Imports, merges and API upserts say "subscribed" all the time; none of that may undo an
+            # opt-out. Only an explicit consent event (the person asked again) re-subscribes.
+            if state in OPT_OUTS and not event.explicit:
+                continue
+            state, deciding = SUBSCRIBED, event
+        elif event.kind in OPT_OUTS:
+            state, deciding = event.kind, event
+    return state, deciding
+
+
+def can_contact(events: Iterable[ConsentEvent], channel: str, purpose: str) -> Verdict:
+    """May we contact this person on this channel for this purpose?"""
+    if channel not in CHANNELS or purpose not in PURPOSES:
+        return Verdict(False, "unknown", f"unknown channel/purpose {channel}/{purpose}")
+    state, deciding = consent_state(events, channel, purpose)
+    if state in OPT_OUTS:
+        assert deciding is not None
+        when = deciding.occurred_at.isoformat()
+        return Verdict(False, state, f"{state} on {channel} ({deciding.purpose}) at {when} via {deciding.source}")
+    if state == SUBSCRIBED:
+        return Verdict(True, state, f"subscribed on {channel}")
+    if purpose == "transactional":
+        return Verdict(True, state, "transactional messages need no marketing consent")
+    return Verdict(False, state, f"no marketing consent on {channel}")

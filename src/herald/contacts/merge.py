@@ -1,0 +1,145 @@
+"""Reversible merges: record who, when, why and what moved; unmerge restores both people."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from herald.consent.policy import OPT_OUTS
+from herald.contacts.store import as_survivorship, get_active_person, person_fields, update_person
+from herald.contacts.survivorship import survive
+from herald.core.errors import ConflictError, InvalidInputError, NotFoundError
+from herald.db.tables import consent_events, identifiers, merge_suggestions, merges, people, source_records
+
+
+def _ids(conn: sa.Connection, table: sa.Table, person_id: int) -> list[int]:
+    return list(conn.scalars(sa.select(table.c.id).where(table.c.person_id == person_id)))
+
+
+def merge_people(
+    conn: sa.Connection,
+    survivor_id: int,
+    merged_id: int,
+    *,
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+    batch_id: int | None = None,
+) -> int:
+    """Merge `merged_id` into `survivor_id` inside the caller's transaction; return the merge id."""
+    if survivor_id == merged_id:
+        raise InvalidInputError("A person cannot be merged with themselves.", field="merged_id")
+    survivor = get_active_person(conn, survivor_id, for_update=True)
+    other = get_active_person(conn, merged_id, for_update=True)
+    result = survive(as_survivorship(survivor), as_survivorship(other))
+    snapshot = {
+        "survivor_before": _jsonable(person_fields(survivor)),
+        "merged_before": _jsonable(person_fields(other)),
+        "survivor_after": _jsonable(result),
+        "identifier_ids": _ids(conn, identifiers, merged_id),
+        "source_record_ids": _ids(conn, source_records, merged_id),
+        "consent_event_ids": _ids(conn, consent_events, merged_id),
+    }
+    # Consent events move with the identifiers: opt-outs are sticky in the policy, so the merged
+    # person's unsubscribes keep applying (opt-out wins on merge).
+    for table in (identifiers, source_records, consent_events):
+        conn.execute(table.update().where(table.c.person_id == merged_id).values(person_id=survivor_id))
+    update_person(conn, survivor_id, result, now)
+    conn.execute(
+        people.update()
+        .where(people.c.id == merged_id)
+        .values(status="merged", merged_into_id=survivor_id, updated_at=now)
+    )
+    pair = sa.or_(
+        sa.and_(
+            merge_suggestions.c.person_a_id == min(survivor_id, merged_id),
+            merge_suggestions.c.person_b_id == max(survivor_id, merged_id),
+        ),
+    )
+    conn.execute(merge_suggestions.update().where(pair).values(status="merged"))
+    merge_id = conn.scalar(
+        merges.insert()
+        .values(
+            survivor_id=survivor_id,
+            merged_id=merged_id,
+            actor=actor,
+            reason=reason,
+            batch_id=batch_id,
+            snapshot=snapshot,
+            created_at=now,
+        )
+        .returning(merges.c.id)
+    )
+    assert merge_id is not None
+    return int(merge_id)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple | frozenset | set) else v) for k, v in values.items()}
+
+
+def unmerge(conn: sa.Connection, merge_id: int, *, actor: str, now: dt.datetime) -> dict[str, int]:
+    """Undo a merge inside the caller's transaction: both people come back with their own data."""
+    merge = conn.execute(sa.select(merges).where(merges.c.id == merge_id)).mappings().first()
+    if merge is None:
+        raise NotFoundError(f"No merge with id {merge_id}.", id=merge_id)
+    if merge["undone_at"] is not None:
+        raise ConflictError(f"Merge {merge_id} was already undone.", id=merge_id)
+    snap = merge["snapshot"]
+    if snap.get("erased"):
+        raise ConflictError(f"Merge {merge_id} involved an erased person and cannot be undone.", id=merge_id)
+    survivor_id, merged_id = merge["survivor_id"], merge["merged_id"]
+    later = conn.scalar(
+        sa.select(merges.c.id)
+        .where(merges.c.id > merge_id, merges.c.undone_at.is_(None))
+        .where(merges.c.merged_id == survivor_id)
+    )
+    if later is not None:
+        raise ConflictError(f"Person {survivor_id} was merged again later; undo merge {later} first.", id=later)
+    survivor = get_active_person(conn, survivor_id, for_update=True)
+
+    moves = (
+        (identifiers, "identifier_ids"),
+        (source_records, "source_record_ids"),
+        (consent_events, "consent_event_ids"),
+    )
+    for table, key in moves:
+        ids = snap.get(key) or []
+        for start in range(0, len(ids), 5000):
+            conn.execute(
+                table.update()
+                .where(table.c.id.in_(ids[start : start + 5000]), table.c.person_id == survivor_id)
+                .values(person_id=merged_id)
+            )
+    # Opt-outs recorded on the survivor after the merge may have come from the merged person's
+    # address; copy them back so unmerging never re-opens a channel someone closed.
+    _copy_later_opt_outs(conn, survivor_id, merged_id, merge["created_at"])
+
+    restored = {
+        name: snap["survivor_before"][name]
+        for name, after in snap["survivor_after"].items()
+        if name in snap["survivor_before"] and survivor[name] == after
+    }
+    update_person(conn, survivor_id, restored, now)
+    conn.execute(
+        people.update()
+        .where(people.c.id == merged_id)
+        .values(**snap["merged_before"], status="active", merged_into_id=None, updated_at=now)
+    )
+    conn.execute(merges.update().where(merges.c.id == merge_id).values(undone_at=now, undone_by=actor))
+    return {"survivor_id": survivor_id, "restored_id": merged_id}
+
+
+def _copy_later_opt_outs(conn: sa.Connection, from_id: int, to_id: int, since: dt.datetime) -> None:
+    rows = conn.execute(
+        sa.select(consent_events).where(
+            consent_events.c.person_id == from_id,
+            consent_events.c.kind.in_(OPT_OUTS),
+            consent_events.c.recorded_at >= since,
+        )
+    ).mappings()
+    copies = [{k: v for k, v in r.items() if k != "id"} | {"person_id": to_id} for r in rows]
+    if copies:
+        conn.execute(consent_events.insert(), copies)

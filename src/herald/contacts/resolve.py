@@ -1,0 +1,389 @@
+"""Resolve incoming contact records to people: match keys, apply survivorship, merge, suggest, write in bulk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from herald.consent.ledger import event_row, load_events
+from herald.consent.policy import ALL_PURPOSES, CHANNELS, OPT_OUTS, consent_state
+from herald.contacts.identity import EMAIL, HANDLE, PHONE, Identifier, names_agree
+from herald.contacts.merge import merge_people
+from herald.contacts.store import lookup_keys, people_by_id, person_fields, tombstone_hash, tombstoned
+from herald.contacts.survivorship import SCALAR_FIELDS, apply_update
+from herald.db.tables import (
+    batch_changes,
+    consent_events,
+    identifiers,
+    merge_suggestions,
+    people,
+    source_records,
+)
+
+# How a file's member status maps to consent events ('pending' and 'non_subscribed' say nothing).
+STATUS_TO_EVENT = {
+    "subscribed": "subscribed",
+    "unsubscribed": "unsubscribed",
+    "cleaned": "bounced",
+    "bounced": "bounced",
+    "complained": "complained",
+    "suppressed": "suppressed",
+}
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One validated record: what it says about a person, with its provenance."""
+
+    identifiers: list[Identifier]
+    fields: dict[str, Any]  # SCALAR_FIELDS subset + attributes + tags
+    consent: dict[str, str] = field(default_factory=dict)  # channel → subscribed | unsubscribed | cleaned | …
+    row_number: int | None = None
+    raw: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A person created by this batch but not yet written."""
+
+    temp_id: int
+    fields: dict[str, Any]
+    idents: list[Identifier] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Outcome:
+    person_id: int  # negative while pending; resolved by flush()
+    action: str  # created | updated | unchanged | deduplicated
+
+
+class Resolver:
+    """Resolves records in order within one transaction; call flush() to write what is pending."""
+
+    def __init__(
+        self,
+        conn: sa.Connection,
+        now: dt.datetime,
+        *,
+        secret: str,
+        source: str,
+        actor: str,
+        batch_id: int | None = None,
+        file_name: str | None = None,
+    ) -> None:
+        self.conn, self.now, self.secret = conn, now, secret
+        self.source, self.actor, self.batch_id, self.file_name = source, actor, batch_id, file_name
+        self.counts: Counter[str] = Counter()
+        self._journaled: set[int] = set()
+        self._temp_map: dict[int, int] = {}
+        self._next_temp = -1
+        self._reset()
+
+    def _reset(self) -> None:
+        self._key_owner: dict[tuple[str, str], int] = {}  # (kind, key) → person id (negative = pending)
+        self._pending: dict[int, _Pending] = {}
+        self._existing: dict[int, Any] = {}  # person rows loaded for this chunk
+        self._changes: dict[int, dict[str, Any]] = {}
+        self._new_idents: list[tuple[int, Identifier]] = []
+        self._sources: list[tuple[int, int, dict[str, str]]] = []
+        self._events: list[tuple[int, str, str]] = []  # (person, 'channel:purpose', kind)
+        self._suggestions: list[tuple[int, int, str]] = []
+        self._suppress: set[int] = set()
+
+    # -- resolution -----------------------------------------------------------------------------
+
+    def resolve(self, records: list[Incoming]) -> list[Outcome]:
+        """Resolve a chunk of records and write them; returns one outcome per record, in order."""
+        self._prefetch(records)
+        outcomes: list[Outcome] = []
+        for record in records:
+            outcomes.append(self._resolve_one(record))
+        self.flush()
+        for outcome in outcomes:
+            outcome.person_id = self._temp_map.get(outcome.person_id, outcome.person_id)
+        return outcomes
+
+    def _prefetch(self, records: list[Incoming]) -> None:
+        keys = {(i.kind, i.key) for r in records for i in r.identifiers}
+        self._key_owner.update(lookup_keys(self.conn, keys))
+        self._existing.update(people_by_id(self.conn, {pid for pid in self._key_owner.values() if pid > 0}))
+        hashes = {tombstone_hash(self.secret, k, key): (k, key) for k, key in keys}
+        self._tombstoned_keys = {hashes[h] for h in tombstoned(self.conn, hashes)}
+
+    def _owner(self, pid: int) -> int:
+        # Follow merges made earlier in this chunk to the surviving person.
+        row = self._existing.get(pid)
+        while row is not None and row["status"] == "merged" and row["merged_into_id"]:
+            pid = row["merged_into_id"]
+            row = self._existing.get(pid)
+        return pid
+
+    def _first_name(self, pid: int) -> str | None:
+        if pid < 0:
+            fields = self._pending[pid].fields
+        else:
+            fields = {"first_name": self._existing[pid]["first_name"]} | self._changes.get(pid, {})
+        name = fields.get("first_name")
+        return str(name) if name else None
+
+    def _resolve_one(self, record: Incoming) -> Outcome:
+        strong: list[int] = []
+        shared_phone: list[int] = []
+        for ident in record.identifiers:
+            owner = self._key_owner.get((ident.kind, ident.key))
+            if owner is None:
+                continue
+            owner = self._owner(owner)
+            if ident.kind == PHONE and not names_agree(self._first_name(owner), record.fields.get("first_name")):
+                shared_phone.append(owner)
+            elif owner not in strong:
+                strong.append(owner)
+        action = "unchanged"
+        if not strong:
+            pid, action = self._create(record), "created"
+        else:
+            pid = self._combine(strong, record)
+            action = "deduplicated" if pid < 0 else "unchanged"
+        changed = self._absorb(pid, record)
+        if action == "unchanged" and changed:
+            action = "updated"
+        for other in shared_phone:
+            if other != pid:
+                self._suggestions.append((min(pid, other), max(pid, other), "shared phone, different first name"))
+        if any((i.kind, i.key) in self._tombstoned_keys for i in record.identifiers):
+            self._suppress.add(pid)
+        if record.raw is not None and record.row_number is not None:
+            self._sources.append((pid, record.row_number, record.raw))
+        self.counts[action] += 1
+        return Outcome(person_id=pid, action=action)
+
+    def _create(self, record: Incoming) -> int:
+        temp = self._next_temp
+        self._next_temp -= 1
+        fields = {name: record.fields.get(name) for name in SCALAR_FIELDS}
+        fields["attributes"] = dict(record.fields.get("attributes") or {})
+        fields["tags"] = list(record.fields.get("tags") or [])
+        fields["locked_fields"] = []
+        self._pending[temp] = _Pending(temp_id=temp, fields=fields)
+        return temp
+
+    def _combine(self, strong: list[int], record: Incoming) -> int:
+        """Several people share this record's e-mail or handle: they are one person."""
+        existing = sorted(p for p in strong if p > 0)
+        pending = [p for p in strong if p < 0]
+        target = existing[0] if existing else pending[0]
+        for other in existing[1:]:
+            row_hint = f" row {record.row_number}" if record.row_number else ""
+            self._merge_existing(target, other, f"{self.source}{row_hint}: shares an e-mail or handle")
+        for temp in pending:
+            if temp != target:
+                self._fold_pending(temp, target)
+        return target
+
+    def _fold_pending(self, temp: int, target: int) -> None:
+        folded = self._pending.pop(temp)
+        self._absorb_fields(target, folded.fields)
+        for ident in folded.idents:
+            self._key_owner[(ident.kind, ident.key)] = target
+            self._new_idents.append((target, ident))
+        self._sources = [(target if p == temp else p, n, raw) for p, n, raw in self._sources]
+        self._events = [(target if p == temp else p, c, k) for p, c, k in self._events]
+        self._suggestions = [
+            (min(a2, b2), max(a2, b2), why)
+            for a, b, why in self._suggestions
+            for a2, b2 in [(target if a == temp else a, target if b == temp else b)]
+            if a2 != b2
+        ]
+        if temp in self._suppress:
+            self._suppress.add(target)
+
+    def _merge_existing(self, survivor: int, other: int, reason: str) -> None:
+        # Rare: write what is pending so the merge sees current rows, then merge in the database.
+        mapping = self.flush()
+        survivor, other = mapping.get(survivor, survivor), mapping.get(other, other)
+        self._journal([survivor, other])
+        merge_people(self.conn, survivor, other, actor=self.actor, reason=reason, now=self.now, batch_id=self.batch_id)
+        self._existing.update(people_by_id(self.conn, [survivor, other]))
+        for key, owner in list(self._key_owner.items()):
+            if owner == other:
+                self._key_owner[key] = survivor
+        self.counts["merged"] += 1
+
+    def _absorb(self, pid: int, record: Incoming) -> bool:
+        changed = self._absorb_fields(pid, record.fields)
+        for ident in record.identifiers:
+            key = (ident.kind, ident.key)
+            if key in self._key_owner:
+                continue  # already this person's, or a shared phone that stays with its first holder
+            self._key_owner[key] = pid
+            self._new_idents.append((pid, ident))
+            if pid < 0:
+                self._pending[pid].idents.append(ident)
+            changed = True
+        for target, status in record.consent.items():
+            channel, _, purpose = target.partition(":")
+            kind = STATUS_TO_EVENT.get(status)
+            if kind and channel in CHANNELS:
+                self._events.append((pid, f"{channel}:{purpose or 'marketing'}", kind))
+        return changed
+
+    def _absorb_fields(self, pid: int, incoming: dict[str, Any]) -> bool:
+        if pid < 0:
+            current = self._pending[pid].fields
+            updates = apply_update(current, incoming, frozenset())
+            current.update(updates)
+            return bool(updates)
+        row = self._existing[pid]
+        current = person_fields(row) | self._changes.get(pid, {})
+        updates = apply_update(current, incoming, frozenset(row["locked_fields"] or []))
+        if updates:
+            self._changes.setdefault(pid, {}).update(updates)
+        return bool(updates)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _journal(self, pids: list[int]) -> None:
+        """Keep the before-state of existing people this batch touches, once, for import-undo."""
+        if self.batch_id is None:
+            return
+        fresh = [p for p in dict.fromkeys(pids) if p > 0 and p not in self._journaled]
+        if not fresh:
+            return
+        rows = people_by_id(self.conn, fresh)
+        created_here = {p for p, r in rows.items() if r["created_batch_id"] == self.batch_id}
+        values = [
+            {"batch_id": self.batch_id, "person_id": p, "before": person_fields(rows[p])}
+            for p in fresh
+            if p not in created_here
+        ]
+        if values:
+            self.conn.execute(batch_changes.insert(), values)
+        self._journaled.update(fresh)
+
+    def flush(self) -> dict[int, int]:
+        """Write pending people, identifiers, updates, sources, consent and suggestions; map temp → real ids."""
+        mapping = self._insert_people()
+
+        def real(pid: int) -> int:
+            return mapping.get(pid, pid)
+
+        self._journal([p for p in self._changes] + [real(p) for p, _ in self._new_idents if p > 0])
+        for pid, values in self._changes.items():
+            self.conn.execute(people.update().where(people.c.id == pid).values(**values, updated_at=self.now))
+        if self._new_idents:
+            self.conn.execute(
+                identifiers.insert(),
+                [
+                    {
+                        "person_id": real(p),
+                        "kind": i.kind,
+                        "value": i.value[:320],
+                        "key": i.key,
+                        "batch_id": self.batch_id,
+                        "created_at": self.now,
+                    }
+                    for p, i in self._new_idents
+                ],
+            )
+        if self._sources:
+            self.conn.execute(
+                source_records.insert(),
+                [
+                    {
+                        "batch_id": self.batch_id,
+                        "person_id": real(p),
+                        "file_name": self.file_name or "",
+                        "row_number": n,
+                        "raw": raw,
+                        "created_at": self.now,
+                    }
+                    for p, n, raw in self._sources
+                ],
+            )
+        self._write_consent(real)
+        self._write_suggestions(real)
+        self._reset_chunk_state()
+        return mapping
+
+    def _reset_chunk_state(self) -> None:
+        existing, owners = self._existing, self._key_owner
+        self._reset()
+        # Keys and rows already resolved stay valid for the rest of the chunk; pending ones are real now.
+        self._existing = existing
+        self._key_owner = {k: v for k, v in owners.items() if v > 0}
+
+    def _insert_people(self) -> dict[int, int]:
+        if not self._pending:
+            return {}
+        temps = list(self._pending)
+        values = [
+            {
+                **self._pending[t].fields,
+                "status": "active",
+                "created_batch_id": self.batch_id,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            for t in temps
+        ]
+        result = self.conn.execute(people.insert().returning(people.c.id, sort_by_parameter_order=True), values)
+        ids = [row[0] for row in result]
+        mapping = dict(zip(temps, ids, strict=True))
+        self._temp_map.update(mapping)
+        for (kind, key), owner in list(self._key_owner.items()):
+            if owner in mapping:
+                self._key_owner[(kind, key)] = mapping[owner]
+        self._existing.update(people_by_id(self.conn, ids))
+        self._suppress = {mapping.get(p, p) for p in self._suppress}
+        return mapping
+
+    def _write_consent(self, real: Any) -> None:
+        wanted = [(real(p), c, k) for p, c, k in self._events]
+        pids = {p for p, _, _ in wanted} | {real(p) for p in self._suppress}
+        current = load_events(self.conn, pids) if pids else {}
+        rows = []
+        for pid, target, kind in dict.fromkeys(wanted):
+            channel, _, purpose = target.partition(":")
+            state, _ = consent_state(current.get(pid, []), channel, purpose)
+            if state == kind:
+                continue
+            if kind == "subscribed" and state in OPT_OUTS:
+                self.counts["opt_out_kept"] += 1  # an import never re-subscribes (consent/policy.py)
+                continue
+            rows.append(self._event(pid, channel, purpose, kind, self.source))
+        for pid in {real(p) for p in self._suppress}:
+            rows.extend(self._event(pid, ch, ALL_PURPOSES, "suppressed", "erasure_tombstone") for ch in CHANNELS)
+            self.counts["suppressed"] += 1
+        if rows:
+            self.conn.execute(consent_events.insert(), rows)
+
+    def _event(self, pid: int, channel: str, purpose: str, kind: str, source: str) -> dict[str, object]:
+        return event_row(pid, channel, purpose, kind, source=source, now=self.now, batch_id=self.batch_id)
+
+    def _write_suggestions(self, real: Any) -> None:
+        pairs = {(min(real(a), real(b)), max(real(a), real(b))): why for a, b, why in self._suggestions}
+        for (a, b), why in pairs.items():
+            if a == b:
+                continue
+            values = {
+                "person_a_id": a,
+                "person_b_id": b,
+                "score": 100.0,
+                "reason": why,
+                "status": "open",
+                "batch_id": self.batch_id,
+                "created_at": self.now,
+            }
+            insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+            stmt = insert(merge_suggestions).values(**values).on_conflict_do_nothing()
+            if self.conn.execute(stmt).rowcount:
+                self.counts["suggested"] += 1
+
+
+__all__ = ["EMAIL", "HANDLE", "PHONE", "Incoming", "Outcome", "Resolver"]

@@ -1,0 +1,219 @@
+"""Contacts service: the functions CLI, API and web call to read and change people."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from herald.consent.ledger import consent_summary, event_row, load_events, record_events
+from herald.contacts.identity import EMAIL, HANDLE, PHONE, IdentifierError, make_identifier
+from herald.contacts.merge import merge_people, unmerge
+from herald.contacts.resolve import Incoming, Resolver
+from herald.contacts.store import get_person, identifiers_of
+from herald.contacts.survivorship import SCALAR_FIELDS
+from herald.core.clock import Clock
+from herald.core.errors import InvalidInputError, NotFoundError
+from herald.db.runtime import instance_secret
+from herald.db.tables import consent_events, identifiers, merges, people, source_records
+
+
+@dataclass
+class ContactInput:
+    emails: Sequence[str] = ()
+    phones: Sequence[str] = ()
+    handles: Sequence[str] = ()
+    fields: dict[str, Any] = field(default_factory=dict)
+    consent: dict[str, str] = field(default_factory=dict)
+    region: str | None = None
+
+
+def to_incoming(data: ContactInput, default_region: str) -> Incoming:
+    idents = []
+    region = (data.region or data.fields.get("country") or default_region).upper()
+    for kind, values in ((EMAIL, data.emails), (PHONE, data.phones), (HANDLE, data.handles)):
+        for value in values:
+            try:
+                idents.append(make_identifier(kind, value, region))
+            except IdentifierError as exc:
+                raise InvalidInputError(exc.message, field=kind, reason=exc.reason) from exc
+    if not idents:
+        raise InvalidInputError("A contact needs at least one e-mail, phone or handle.", field="emails")
+    unknown = set(data.fields) - {*SCALAR_FIELDS, "attributes", "tags"}
+    if unknown:
+        raise InvalidInputError(f"Unknown fields: {', '.join(sorted(unknown))}", field="fields")
+    fields = dict(data.fields)
+    if fields.get("timezone") and not fields.get("timezone_source"):
+        fields["timezone_source"] = "contact"
+    return Incoming(identifiers=idents, fields=fields, consent=dict(data.consent))
+
+
+def upsert_contact(
+    engine: sa.Engine, clock: Clock, data: ContactInput, *, default_region: str, source: str = "api"
+) -> tuple[int, str]:
+    """Create or update the one person these identifiers belong to; returns (id, action)."""
+    record = to_incoming(data, default_region)
+    secret = instance_secret(engine, "tombstone")
+    with engine.begin() as conn:
+        resolver = Resolver(conn, clock.now(), secret=secret, source=source, actor=source)
+        outcome = resolver.resolve([record])[0]
+    return outcome.person_id, outcome.action
+
+
+def contact_detail(engine: sa.Engine, person_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        person = dict(get_person(conn, person_id))
+        events = load_events(conn, [person_id])[person_id]
+        person["identifiers"] = [
+            {k: i[k] for k in ("id", "kind", "value", "key", "batch_id", "created_at")}
+            for i in identifiers_of(conn, person_id)
+        ]
+        person["consent"] = {
+            k: {"allowed": v.allowed, "state": v.state, "reason": v.reason} for k, v in consent_summary(events).items()
+        }
+        person["sources"] = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(
+                    source_records.c.id,
+                    source_records.c.batch_id,
+                    source_records.c.file_name,
+                    source_records.c.row_number,
+                )
+                .where(source_records.c.person_id == person_id)
+                .order_by(source_records.c.id)
+            ).mappings()
+        ]
+        person["timeline"] = _timeline(conn, person_id)
+    return person
+
+
+def _timeline(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for r in conn.execute(sa.select(consent_events).where(consent_events.c.person_id == person_id)).mappings():
+        items.append(
+            {
+                "at": r["recorded_at"],
+                "kind": f"consent.{r['kind']}",
+                "detail": f"{r['channel']}/{r['purpose']} via {r['source']}",
+            }
+        )
+    for r in conn.execute(sa.select(source_records).where(source_records.c.person_id == person_id)).mappings():
+        items.append({"at": r["created_at"], "kind": "imported", "detail": f"{r['file_name']} row {r['row_number']}"})
+    involved = sa.or_(merges.c.survivor_id == person_id, merges.c.merged_id == person_id)
+    for r in conn.execute(sa.select(merges).where(involved)).mappings():
+        items.append(
+            {
+                "at": r["created_at"],
+                "kind": "merged",
+                "detail": f"merge {r['id']}: {r['merged_id']} into {r['survivor_id']} ({r['reason']})",
+            }
+        )
+        if r["undone_at"]:
+            items.append(
+                {
+                    "at": r["undone_at"],
+                    "kind": "unmerged",
+                    "detail": f"merge {r['id']} undone by {r['undone_by']}",
+                }
+            )
+    return sorted(items, key=lambda i: i["at"], reverse=True)
+
+
+def search_contacts(
+    engine: sa.Engine, query: str = "", *, limit: int = 50, offset: int = 0
+) -> tuple[int, list[dict[str, Any]]]:
+    base = sa.select(people).where(people.c.status == "active")
+    text = query.strip().casefold()
+    if text:
+        like = f"%{text}%"
+        ident_match = sa.select(identifiers.c.person_id).where(identifiers.c.key.like(like))
+        base = base.where(
+            sa.or_(
+                sa.func.lower(people.c.first_name).like(like),
+                sa.func.lower(people.c.last_name).like(like),
+                sa.func.lower(people.c.company).like(like),
+                people.c.id.in_(ident_match),
+            )
+        )
+    with engine.connect() as conn:
+        total = conn.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
+        rows = conn.execute(base.order_by(people.c.id).limit(limit).offset(offset)).mappings().all()
+        ids = [r["id"] for r in rows]
+        idents: dict[int, list[str]] = {pid: [] for pid in ids}
+        for pid, value in conn.execute(
+            sa.select(identifiers.c.person_id, identifiers.c.value)
+            .where(identifiers.c.person_id.in_(ids))
+            .order_by(identifiers.c.id)
+        ):
+            idents[pid].append(value)
+    return int(total), [dict(r) | {"identifiers": idents[r["id"]]} for r in rows]
+
+
+def record_consent(
+    engine: sa.Engine,
+    clock: Clock,
+    person_id: int,
+    *,
+    channel: str,
+    purpose: str,
+    kind: str,
+    explicit: bool,
+    source: str,
+    note: str | None = None,
+) -> None:
+    with engine.begin() as conn:
+        get_person(conn, person_id)
+        record_events(
+            conn,
+            [
+                event_row(
+                    person_id,
+                    channel,
+                    purpose,
+                    kind,
+                    source=source,
+                    now=clock.now(),
+                    explicit=explicit,
+                    note=note,
+                )
+            ],
+        )
+
+
+def merge_contacts(
+    engine: sa.Engine, clock: Clock, survivor_id: int, merged_id: int, *, actor: str, reason: str
+) -> int:
+    with engine.begin() as conn:
+        return merge_people(conn, survivor_id, merged_id, actor=actor, reason=reason, now=clock.now())
+
+
+def unmerge_contacts(engine: sa.Engine, clock: Clock, merge_id: int, *, actor: str) -> dict[str, int]:
+    with engine.begin() as conn:
+        return unmerge(conn, merge_id, actor=actor, now=clock.now())
+
+
+def lock_fields(engine: sa.Engine, clock: Clock, person_id: int, fields: Sequence[str]) -> None:
+    bad = set(fields) - set(SCALAR_FIELDS)
+    if bad:
+        raise InvalidInputError(f"Cannot lock {', '.join(sorted(bad))}", field="fields")
+    with engine.begin() as conn:
+        person = get_person(conn, person_id)
+        locked = sorted(set(person["locked_fields"] or []) | set(fields))
+        conn.execute(
+            people.update().where(people.c.id == person_id).values(locked_fields=locked, updated_at=clock.now())
+        )
+
+
+def list_merges(engine: sa.Engine, limit: int = 100) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(merges).order_by(merges.c.id.desc()).limit(limit)).mappings()
+        return [{k: v for k, v in r.items() if k != "snapshot"} for r in rows]
+
+
+def ensure_person(engine: sa.Engine, person_id: int) -> None:
+    with engine.connect() as conn:
+        if conn.scalar(sa.select(people.c.id).where(people.c.id == person_id)) is None:
+            raise NotFoundError(f"No person with id {person_id}.", id=person_id)

@@ -1,0 +1,97 @@
+"""Read and write people rows; every other contacts module goes through these helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from herald.contacts.survivorship import SCALAR_FIELDS, PersonFields
+from herald.core.errors import ConflictError, NotFoundError
+from herald.db.tables import identifiers, people, tombstones
+
+FIELD_COLUMNS = (*SCALAR_FIELDS, "attributes", "tags", "locked_fields")
+
+
+def person_fields(row: Any) -> dict[str, Any]:
+    """The mergeable, restorable state of a person as plain JSON-safe values."""
+    return {name: row[name] for name in FIELD_COLUMNS}
+
+
+def as_survivorship(row: Any) -> PersonFields:
+    return PersonFields(
+        values=person_fields(row), locked=frozenset(row["locked_fields"] or []), updated_at=row["updated_at"]
+    )
+
+
+def get_person(conn: sa.Connection, person_id: int, *, for_update: bool = False) -> Any:
+    query = sa.select(people).where(people.c.id == person_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No person with id {person_id}.", id=person_id)
+    return row
+
+
+def get_active_person(conn: sa.Connection, person_id: int, *, for_update: bool = False) -> Any:
+    row = get_person(conn, person_id, for_update=for_update)
+    if row["status"] != "active":
+        hint = f" (merged into {row['merged_into_id']})" if row["merged_into_id"] else ""
+        raise ConflictError(f"Person {person_id} is {row['status']}{hint}.", id=person_id, status=row["status"])
+    return row
+
+
+def people_by_id(conn: sa.Connection, ids: Iterable[int]) -> dict[int, Any]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(sa.select(people).where(people.c.id.in_(wanted))).mappings().all()
+    return {row["id"]: row for row in rows}
+
+
+def identifiers_of(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
+    query = sa.select(identifiers).where(identifiers.c.person_id == person_id).order_by(identifiers.c.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def lookup_keys(conn: sa.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Map (kind, key) → person id for the keys that exist."""
+    by_key: dict[str, set[str]] = {}
+    for kind, key in keys:
+        by_key.setdefault(key, set()).add(kind)
+    if not by_key:
+        return {}
+    found: dict[tuple[str, str], int] = {}
+    key_list = list(by_key)
+    for start in range(0, len(key_list), 5000):
+        part = key_list[start : start + 5000]
+        query = sa.select(identifiers.c.kind, identifiers.c.key, identifiers.c.person_id).where(
+            identifiers.c.key.in_(part)
+        )
+        for kind, key, pid in conn.execute(query):
+            if kind in by_key[key]:
+                found[(kind, key)] = pid
+    return found
+
+
+def tombstone_hash(secret: str, kind: str, key: str) -> str:
+    # Keyed, so a leaked table cannot be reversed by hashing a list of known addresses.
+    return hmac.new(secret.encode(), f"{kind}:{key}".encode(), hashlib.sha256).hexdigest()
+
+
+def tombstoned(conn: sa.Connection, hashes: Iterable[str]) -> set[str]:
+    wanted = list(set(hashes))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 5000):
+        part = wanted[start : start + 5000]
+        found.update(conn.scalars(sa.select(tombstones.c.key_hash).where(tombstones.c.key_hash.in_(part))))
+    return found
+
+
+def update_person(conn: sa.Connection, person_id: int, values: dict[str, Any], now: dt.datetime) -> None:
+    conn.execute(people.update().where(people.c.id == person_id).values(**values, updated_at=now))
