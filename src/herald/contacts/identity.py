@@ -68,12 +68,18 @@ def clean_cell(value: str) -> str:
     return _NEUTRALISED.sub("", value.strip())
 
 
+_SIMPLE_LOCAL = re.compile(r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*")
+
+
 def _email_domain_rules(local: str, domain: str) -> tuple[str, str]:
     domain = _DOTLESS_DOMAINS.get(domain, domain)
-    if domain in _PLUS_TAG_DOMAINS and "+" in local:
-        local = local.split("+", 1)[0]
     if domain == "gmail.com":
         local = local.replace(".", "")
+    if domain in _PLUS_TAG_DOMAINS and "+" in local:
+        base = local.split("+", 1)[0]
+        # Only when what remains is itself a mailbox name, so the key normalises to itself.
+        if _SIMPLE_LOCAL.fullmatch(base):
+            local = base
     return local, domain
 
 
