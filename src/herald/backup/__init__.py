@@ -1,1 +1,1 @@
-"""backup."""
+"""Backups: consistent, versioned backup files, verified restore, and scheduled backups."""

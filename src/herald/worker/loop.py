@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
+from herald.backup.schedule import run_due_backup
 from herald.db.runtime import Runtime
 
 POLL_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 def run_due_jobs(runtime: Runtime) -> int:
     """Run every job that is due now; return how many ran."""
-    return 0
+    ran = 0
+    if run_due_backup(runtime) is not None:
+        ran += 1
+    return ran
 
 
 def run_worker(
@@ -19,6 +25,10 @@ def run_worker(
 ) -> None:
     stop = stop or threading.Event()
     while True:
-        run_due_jobs(runtime)
+        try:
+            run_due_jobs(runtime)
+        except Exception:
+            # A worker that dies silently is worse than one that logs and tries again next pass.
+            log.exception("worker pass failed; retrying in %.0f s", POLL_SECONDS)
         if once or stop.wait(POLL_SECONDS):
             return
