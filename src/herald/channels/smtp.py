@@ -1,0 +1,243 @@
+"""The SMTP e-mail provider: a small pool of persistent connections, and SMTP reply classification."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import aiosmtplib
+from aiosmtplib import SMTPResponse
+
+from herald.channels.base import (
+    Channel,
+    DeliveryError,
+    MessageRejected,
+    OutcomeUnknown,
+    ProviderEvent,
+    ProviderFailure,
+    RateLimited,
+    Receipt,
+    RenderedMessage,
+    SignatureError,
+)
+from herald.channels.mime import BuiltEmail, build_email
+from herald.core.clock import Clock
+
+_DOT_STUFF = re.compile(rb"(?m)^\.")
+_RATE_WORDS = re.compile(
+    r"rate.?limit|too many (?:connections|messages|mails|sessions|requests)|throttl|greylist|slow down",
+    re.IGNORECASE,
+)
+_DELAY = re.compile(r"(\d+)\s*(seconds?|secs?|s|minutes?|mins?)\b", re.IGNORECASE)
+# Errors that leave nothing submitted: the socket failed before DATA was answered with 354.
+_TRANSPORT_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError)
+
+
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"  # required: refuse to send if the server does not offer it
+    TLS = "tls"  # implicit TLS from the first byte (port 465)
+    PLAIN = "plain"  # no TLS at all (a local relay on loopback)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int = 587
+    security: SmtpSecurity = SmtpSecurity.STARTTLS
+    username: str | None = None
+    password: str | None = None
+    default_sender: str = ""
+    pool_size: int = 4
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0  # per reply, including the one after the final dot
+    local_hostname: str | None = None
+    tls_context: ssl.SSLContext | None = None
+
+
+class _Submitted(Exception):
+    """The final dot was written; whatever goes wrong from here leaves the outcome unknown."""
+
+
+class _Pool:
+    """At most `size` connections; idle ones are reused most-recent first so few stay warm."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+        self._slots = asyncio.Semaphore(config.pool_size)
+        self._idle: list[aiosmtplib.SMTP] = []
+
+    async def acquire(self) -> aiosmtplib.SMTP:
+        await self._slots.acquire()
+        return self._idle.pop() if self._idle else self._new_client()
+
+    def release(self, client: aiosmtplib.SMTP, *, healthy: bool) -> None:
+        if healthy and client.is_connected:
+            self._idle.append(client)
+        else:
+            client.close()
+        self._slots.release()
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        cfg = self._config
+        return aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            username=cfg.username,
+            password=cfg.password,
+            local_hostname=cfg.local_hostname,
+            timeout=cfg.command_timeout,
+            use_tls=cfg.security is SmtpSecurity.TLS,
+            start_tls=cfg.security is SmtpSecurity.STARTTLS,
+            tls_context=cfg.tls_context,
+        )
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await client.quit(timeout=2)
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+def _retry_after(text: str) -> float | None:
+    match = _DELAY.search(text)
+    if match is None:
+        return None
+    seconds = float(match.group(1))
+    return seconds * 60 if match.group(2).lower().startswith("m") else seconds
+
+
+def classify_reply(code: int, text: str, *, stage: str, provider: str) -> DeliveryError:
+    """Map a refusing SMTP reply to the delivery error tree (RFC 5321 §4.2.1, WIRE-FORMATS.md §7)."""
+    detail = f"SMTP {stage} refused: {code} {text}".strip()
+    transient = 400 <= code < 500 or (stage == "rcpt" and code == 552)  # §4.5.3.1.10: 552 on RCPT is 452
+    if transient and _RATE_WORDS.search(text):
+        return RateLimited(detail, retry_after=_retry_after(text), provider=provider, code=str(code))
+    if transient or not 500 <= code < 600:
+        return ProviderFailure(detail, provider=provider, code=str(code))
+    if stage in {"connect", "mail"}:
+        # A refused session or sender is about our account or configuration, not this recipient.
+        return ProviderFailure(detail, provider=provider, code=str(code))
+    return MessageRejected(detail, provider=provider, code=str(code))
+
+
+class SmtpEmailProvider:
+    """Send e-mail through an SMTP relay, reusing up to `pool_size` connections."""
+
+    channel = Channel.EMAIL
+
+    def __init__(self, config: SmtpConfig, clock: Clock, *, name: str = "smtp") -> None:
+        if config.pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        self.name = name
+        self._config = config
+        self._clock = clock
+        self._pool = _Pool(config)
+
+    async def send(self, message: RenderedMessage) -> Receipt:
+        built = build_email(message, default_sender=self._config.default_sender, now=self._clock.now())
+        reply = await self._send_built(built)
+        return Receipt(
+            reference=message.reference,
+            provider=self.name,
+            provider_message_id=built.message_id,
+            status=str(reply.code),
+            accepted_at=self._clock.now(),
+        )
+
+    def parse_callback(self, url: str, headers: Mapping[str, str], body: bytes) -> Sequence[ProviderEvent]:
+        # SMTP has no callback channel: bounces come back as mail (DSNs) by another route. No request can
+        # carry a verifiable signature here, so every one is refused unread.
+        raise SignatureError(f"provider {self.name!r} accepts no callbacks")
+
+    async def aclose(self) -> None:
+        """QUIT idle connections; call on shutdown."""
+        await self._pool.close()
+
+    async def _send_built(self, built: BuiltEmail) -> SMTPResponse:
+        client = await self._pool.acquire()
+        healthy = False
+        try:
+            reply = await self._send_with_reconnect(client, built)
+            healthy = True
+            return reply
+        except MessageRejected:
+            healthy = await self._reset(client)
+            raise
+        except ProviderFailure as exc:
+            healthy = exc.code not in {None, "421"} and await self._reset(client)
+            raise
+        finally:
+            self._pool.release(client, healthy=healthy)
+
+    async def _send_with_reconnect(self, client: aiosmtplib.SMTP, built: BuiltEmail) -> SMTPResponse:
+        reused = client.is_connected
+        try:
+            return await self._transaction(client, built)
+        except ProviderFailure as exc:
+            # A pooled connection the server dropped while idle fails before anything is submitted;
+            # one fresh connection is then safe to try. Reply-coded refusals are not retried here.
+            if not reused or exc.code is not None:
+                raise
+        client.close()
+        return await self._transaction(client, built)
+
+    async def _transaction(self, client: aiosmtplib.SMTP, built: BuiltEmail) -> SMTPResponse:
+        stage = "connect"
+        try:
+            if not client.is_connected:
+                await client.connect(timeout=self._config.connect_timeout)
+            stage = "mail"
+            await client.mail(built.envelope_from)
+            stage = "rcpt"
+            await client.rcpt(built.envelope_to)
+            stage = "data"
+            return await self._data(client, built.data)
+        except _Submitted as exc:
+            client.close()
+            cause = exc.__cause__
+            raise OutcomeUnknown(
+                f"connection lost after the final dot, before the reply: {cause}", provider=self.name
+            ) from cause
+        except aiosmtplib.SMTPResponseException as exc:
+            raise classify_reply(exc.code, exc.message, stage=stage, provider=self.name) from exc
+        except (*_TRANSPORT_ERRORS, aiosmtplib.SMTPException) as exc:
+            client.close()
+            raise ProviderFailure(f"SMTP {stage} failed: {exc!r}", provider=self.name) from exc
+        except ValueError as exc:
+            if stage not in {"mail", "rcpt"}:
+                raise
+            # aiosmtplib refuses addresses it cannot quote safely; mime.py should have caught them first.
+            raise MessageRejected(str(exc), provider=self.name, code="invalid_address") from exc
+
+    async def _data(self, client: aiosmtplib.SMTP, data: bytes) -> SMTPResponse:
+        """DATA in two steps so we know whether the end-of-data dot left this process."""
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("connection lost before the message was sent")
+        protocol.write(_DOT_STUFF.sub(b"..", data) + b".\r\n")
+        try:
+            reply = await protocol.read_response(timeout=self._config.command_timeout)
+        except (*_TRANSPORT_ERRORS, aiosmtplib.SMTPException) as exc:
+            raise _Submitted from exc
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> bool:
+        """RSET after a refusal so the connection can carry the next message; False if that fails."""
+        if not client.is_connected:
+            return False
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            return False
+        return True
