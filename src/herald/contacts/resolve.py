@@ -95,6 +95,8 @@ class Resolver:
         self._events: list[tuple[int, str, str]] = []  # (person, 'channel:purpose', kind)
         self._suggestions: list[tuple[int, int, str]] = []
         self._suppress: set[int] = set()
+        self._alias: dict[int, int] = {}  # merged (this chunk) → survivor
+        self._merges: list[tuple[int, int, str]] = []
 
     # -- resolution -----------------------------------------------------------------------------
 
@@ -117,7 +119,9 @@ class Resolver:
         self._tombstoned_keys = {hashes[h] for h in tombstoned(self.conn, hashes)}
 
     def _owner(self, pid: int) -> int:
-        # Follow merges made earlier in this chunk to the surviving person.
+        # Follow merges decided (or made) earlier to the surviving person.
+        while pid in self._alias:
+            pid = self._alias[pid]
         row = self._existing.get(pid)
         while row is not None and row["status"] == "merged" and row["merged_into_id"]:
             pid = row["merged_into_id"]
@@ -188,10 +192,15 @@ class Resolver:
 
     def _fold_pending(self, temp: int, target: int) -> None:
         folded = self._pending.pop(temp)
+        # The row that created it turned out to be a duplicate of the target all along.
+        self.counts["created"] -= 1
+        self.counts["deduplicated"] += 1
         self._absorb_fields(target, folded.fields)
         for ident in folded.idents:
             self._key_owner[(ident.kind, ident.key)] = target
-            self._new_idents.append((target, ident))
+            if target < 0:
+                self._pending[target].idents.append(ident)
+        self._new_idents = [(target if p == temp else p, i) for p, i in self._new_idents]
         self._sources = [(target if p == temp else p, n, raw) for p, n, raw in self._sources]
         self._events = [(target if p == temp else p, c, k) for p, c, k in self._events]
         self._suggestions = [
@@ -204,12 +213,9 @@ class Resolver:
             self._suppress.add(target)
 
     def _merge_existing(self, survivor: int, other: int, reason: str) -> None:
-        # Rare: write what is pending so the merge sees current rows, then merge in the database.
-        mapping = self.flush()
-        survivor, other = mapping.get(survivor, survivor), mapping.get(other, other)
-        self._journal([survivor, other])
-        merge_people(self.conn, survivor, other, actor=self.actor, reason=reason, now=self.now, batch_id=self.batch_id)
-        self._existing.update(people_by_id(self.conn, [survivor, other]))
+        """Decide a merge now, carry it out at flush; until then `other` is an alias of `survivor`."""
+        self._alias[other] = survivor
+        self._merges.append((survivor, other, reason))
         for key, owner in list(self._key_owner.items()):
             if owner == other:
                 self._key_owner[key] = survivor
@@ -273,9 +279,9 @@ class Resolver:
         def real(pid: int) -> int:
             return mapping.get(pid, pid)
 
-        self._journal([p for p in self._changes] + [real(p) for p, _ in self._new_idents if p > 0])
-        for pid, values in self._changes.items():
-            self.conn.execute(people.update().where(people.c.id == pid).values(**values, updated_at=self.now))
+        merged_people = [p for pair in self._merges for p in pair[:2]]
+        self._journal([*self._changes, *merged_people, *(p for p, _ in self._new_idents if p > 0)])
+        self._write_changes()
         if self._new_idents:
             self.conn.execute(
                 identifiers.insert(),
@@ -308,11 +314,32 @@ class Resolver:
             )
         self._write_consent(real)
         self._write_suggestions(real)
+        for survivor, other, reason in self._merges:
+            merge_people(
+                self.conn, survivor, other, actor=self.actor, reason=reason, now=self.now, batch_id=self.batch_id
+            )
         self._reset_chunk_state()
         return mapping
 
+    def _write_changes(self) -> None:
+        """Update changed people with one executemany per set of changed columns."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for pid, values in self._changes.items():
+            groups.setdefault(tuple(sorted(values)), []).append({**values, "_pid": pid})
+        for columns, rows in groups.items():
+            stmt = (
+                people.update()
+                .where(people.c.id == sa.bindparam("_pid"))
+                .values({c: sa.bindparam(c) for c in columns} | {"updated_at": self.now})
+            )
+            self.conn.execute(stmt, rows)
+
     def _reset_chunk_state(self) -> None:
         existing, owners = self._existing, self._key_owner
+        for survivor, other, _ in self._merges:
+            existing.pop(survivor, None)
+            existing.pop(other, None)
+            owners = {k: v for k, v in owners.items() if v not in (survivor, other)}
         self._reset()
         # Keys and rows already resolved stay valid for the rest of the chunk; pending ones are real now.
         self._existing = existing
@@ -339,7 +366,8 @@ class Resolver:
         for (kind, key), owner in list(self._key_owner.items()):
             if owner in mapping:
                 self._key_owner[(kind, key)] = mapping[owner]
-        self._existing.update(people_by_id(self.conn, ids))
+        for row, pid in zip(values, ids, strict=True):
+            self._existing[pid] = {**row, "id": pid, "merged_into_id": None}
         self._suppress = {mapping.get(p, p) for p in self._suppress}
         return mapping
 
@@ -367,7 +395,8 @@ class Resolver:
         return event_row(pid, channel, purpose, kind, source=source, now=self.now, batch_id=self.batch_id)
 
     def _write_suggestions(self, real: Any) -> None:
-        pairs = {(min(real(a), real(b)), max(real(a), real(b))): why for a, b, why in self._suggestions}
+        owned = [(real(self._owner(a)), real(self._owner(b)), why) for a, b, why in self._suggestions]
+        pairs = {(min(a, b), max(a, b)): why for a, b, why in owned}
         for (a, b), why in pairs.items():
             if a == b:
                 continue
