@@ -113,3 +113,24 @@ def test_export_download_is_neutralised(api: Any) -> None:
     body = api.get("/api/exports/contacts.csv").text
     assert "'=1+2" in body
     assert body.splitlines()[0].startswith("herald_person_id,")
+
+
+def test_locked_fields_survive_imports_and_merges(api: Any, clock: Any) -> None:
+    import datetime as dt
+
+    a = api.post("/api/contacts", json={"emails": ["lock@x.io"], "first_name": "Robert", "company": "Old"}).json()["id"]
+    assert api.post(f"/api/contacts/{a}/locks", json={"fields": ["first_name"]}).json()["locked_fields"] == [
+        "first_name"
+    ]
+    assert api.post(f"/api/contacts/{a}/locks", json={"fields": ["password"]}).status_code == 422
+    clock.advance(dt.timedelta(minutes=1))
+    api.post("/api/contacts", json={"emails": ["lock@x.io"], "first_name": "Bob", "company": "New"})
+    detail = api.get(f"/api/contacts/{a}").json()
+    assert (detail["first_name"], detail["company"]) == ("Robert", "New")  # locked stays, the rest: newest wins
+    clock.advance(dt.timedelta(minutes=1))
+    b = api.post("/api/contacts", json={"emails": ["other@x.io"], "first_name": "Bobby", "company": "Newest"}).json()[
+        "id"
+    ]
+    api.post("/api/merges", json={"survivor_id": a, "merged_id": b})
+    merged = api.get(f"/api/contacts/{a}").json()
+    assert (merged["first_name"], merged["company"]) == ("Robert", "Newest")

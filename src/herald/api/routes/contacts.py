@@ -44,6 +44,10 @@ class ConsentIn(BaseModel):
     note: str | None = Field(None, max_length=1000)
 
 
+class LockIn(BaseModel):
+    fields: list[str] = Field(..., min_length=1, description="Fields imports and merges may no longer change.")
+
+
 class MergeIn(BaseModel):
     survivor_id: int
     merged_id: int
@@ -104,6 +108,12 @@ def add_consent(person_id: int, body: ConsentIn, runtime: RuntimeDep) -> dict[st
     )
     consent: dict[str, Any] = service.contact_detail(runtime.engine, person_id)["consent"]
     return consent
+
+
+@router.post("/contacts/{person_id}/locks")
+def lock_fields(person_id: int, body: LockIn, runtime: RuntimeDep) -> dict[str, Any]:
+    service.lock_fields(runtime.engine, runtime.clock, person_id, body.fields)
+    return {"id": person_id, "locked_fields": service.contact_detail(runtime.engine, person_id)["locked_fields"]}
 
 
 @router.delete("/contacts/{person_id}")
