@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, Depends, FastAPI
 
 from herald import __version__
@@ -9,15 +13,33 @@ from herald.api.deps import require_api_key
 from herald.api.errors import install_error_handlers
 from herald.api.routes import backups, contacts, imports
 from herald.db.runtime import Runtime
+from herald.web.app import mount_web
+from herald.worker.loop import run_worker
+
+
+def _lifespan(runtime: Runtime, embedded_worker: bool) -> object:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Embedded mode: one worker thread beside the API, stopped with the server.
+        stop = threading.Event()
+        thread = None
+        if embedded_worker:
+            thread = threading.Thread(target=run_worker, args=(runtime,), kwargs={"stop": stop}, daemon=True)
+            thread.start()
+        yield
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    return lifespan
 
 
 def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan(runtime, embedded_worker),  # type: ignore[arg-type]
         title="Herald",
         version=__version__,
-        description=(
-            "Self-hosted customer communication hub. Every /api route needs `Authorization: Bearer <key>`."
-        ),
+        description=("Self-hosted customer communication hub. Every /api route needs `Authorization: Bearer <key>`."),
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -32,4 +54,5 @@ def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount_web(app, runtime)
     return app

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     backup_dir: Path | None = None
     import_workers: int = Field(default=0, ge=0, description="Validation processes; 0 = one per core.")
     secret_key: str = Field(default="", description="Signs tokens; generated into data_dir when empty.")
+    session_idle_minutes: int = Field(default=30, ge=1, description="Web sign-in ends after this idle time.")
+    session_absolute_hours: int = Field(default=12, ge=1, description="Web sign-in ends after this long.")
 
     @field_validator("default_region")
     @classmethod

@@ -1,0 +1,1 @@
+"""Operator accounts: passwords, TOTP, recovery codes, sessions, throttling and the audit log."""

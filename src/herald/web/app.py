@@ -1,0 +1,67 @@
+"""Mount the server-rendered web UI (pages, static files, error pages) on the FastAPI app.
+
+To add a slice's pages: write `web/<slice>_views.py` with an APIRouter whose handlers take
+`SignedInDep` / `require_role(...)` and put `dependencies=CSRF` on every POST, render templates
+that `{% extends "base.html" %}`, then include the router below and call `register_nav`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from herald.db.runtime import Runtime
+from herald.web import account_views, audit_views, auth_views, home_views, users_views
+from herald.web.deps import (
+    CsrfRejected,
+    LoginRequired,
+    PageForbidden,
+    SessionCookieMiddleware,
+    SetupRequired,
+)
+from herald.web.render import DEFAULT_NAV, STATIC_DIR, build_templates, redirect, render
+
+
+async def _login_required(request: Request, _: Exception) -> Response:
+    return redirect(request, "/login")
+
+
+async def _setup_required(request: Request, _: Exception) -> Response:
+    return redirect(request, "/setup")
+
+
+async def _forbidden(request: Request, _: Exception) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"title": "Not allowed", "message": "Your role does not give access to this page."},
+        status_code=403,
+    )
+
+
+async def _csrf_rejected(request: Request, _: Exception) -> Response:
+    return render(
+        request,
+        "error.html",
+        {
+            "title": "Request refused",
+            "message": "This form was missing its security token or it has expired. "
+            "Go back, reload the page and try again.",
+        },
+        status_code=403,
+    )
+
+
+def mount_web(app: FastAPI, runtime: Runtime) -> None:
+    app.state.runtime = runtime
+    app.state.web_templates = build_templates()
+    app.state.web_nav = list(DEFAULT_NAV)
+    app.add_middleware(SessionCookieMiddleware)
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(SetupRequired, _setup_required)
+    app.add_exception_handler(PageForbidden, _forbidden)
+    app.add_exception_handler(CsrfRejected, _csrf_rejected)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (auth_views, home_views, account_views, users_views, audit_views):
+        app.include_router(module.router, include_in_schema=False)

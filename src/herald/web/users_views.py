@@ -1,0 +1,122 @@
+"""Users & roles (admins only): create operators, change roles, relax or reset 2FA."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from herald.auth import users
+from herald.core.errors import HeraldError
+from herald.web.deps import CSRF, AdminDep, SignedIn, client_ip, get_runtime
+from herald.web.render import FormErrors, redirect, render
+
+router = APIRouter(prefix="/admin/users")
+FormStr = Annotated[str, Form()]
+
+NOTICES = {
+    "created": "The account is created. Its owner sets up two-factor sign-in at first sign-in.",
+    "role": "The role is changed.",
+    "relaxed": "Two-factor sign-in is no longer required for that account; the reason is recorded.",
+    "required": "Two-factor sign-in is required again for that account.",
+    "reset": "Two-factor sign-in was reset; that operator enrols again at next sign-in.",
+}
+
+
+def _page(
+    request: Request,
+    signed_in: SignedIn,
+    *,
+    errors: FormErrors | None = None,
+    values: dict[str, str] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context: dict[str, Any] = {
+        "title": "Users & roles",
+        "people": users.list_users(get_runtime(request).engine),
+        "roles": [(role, users.ROLE_LABELS[role]) for role in users.ROLES],
+        "role_labels": users.ROLE_LABELS,
+        "errors": errors or FormErrors(),
+        "values": values or {"role": "agent"},
+        "notice": notice,
+        "me": signed_in.user.id,
+    }
+    return render(request, "users.html", context, status_code=status_code)
+
+
+@router.get("")
+def users_page(request: Request, signed_in: AdminDep, notice: str = "") -> Response:
+    return _page(request, signed_in, notice=NOTICES.get(notice))
+
+
+@router.post("", dependencies=CSRF)
+def create_user(
+    request: Request, signed_in: AdminDep, email: FormStr = "", password: FormStr = "", role: FormStr = "agent"
+) -> Response:
+    runtime = get_runtime(request)
+    try:
+        users.create_user(
+            runtime.engine,
+            runtime.clock,
+            signed_in.user.actor(client_ip(request)),
+            email=email,
+            password=password,
+            role=role,
+        )
+    except HeraldError as exc:
+        errors = FormErrors().add(exc, "email")
+        return _page(request, signed_in, errors=errors, values={"email": email, "role": role}, status_code=422)
+    return redirect(request, "/admin/users?notice=created")
+
+
+def _row_action(request: Request, signed_in: AdminDep, user_id: int, field: str, action: Any) -> Response:
+    """Run one per-user change; on failure show the message next to that user's field."""
+    runtime = get_runtime(request)
+    try:
+        action(runtime, signed_in.user.actor(client_ip(request)))
+    except HeraldError as exc:
+        errors = FormErrors({f"{field}-{user_id}": exc.message})
+        return _page(request, signed_in, errors=errors, status_code=422)
+    return redirect(request, f"/admin/users?notice={field}")
+
+
+@router.post("/{user_id}/role", dependencies=CSRF)
+def change_role(request: Request, signed_in: AdminDep, user_id: int, role: FormStr = "") -> Response:
+    return _row_action(
+        request,
+        signed_in,
+        user_id,
+        "role",
+        lambda rt, actor: users.change_role(rt.engine, rt.clock, actor, user_id, role),
+    )
+
+
+@router.post("/{user_id}/relax-2fa", dependencies=CSRF)
+def relax_2fa(request: Request, signed_in: AdminDep, user_id: int, reason: FormStr = "") -> Response:
+    return _row_action(
+        request,
+        signed_in,
+        user_id,
+        "relaxed",
+        lambda rt, actor: users.relax_2fa(rt.engine, rt.clock, actor, user_id, reason),
+    )
+
+
+@router.post("/{user_id}/require-2fa", dependencies=CSRF)
+def require_2fa(request: Request, signed_in: AdminDep, user_id: int) -> Response:
+    return _row_action(
+        request,
+        signed_in,
+        user_id,
+        "required",
+        lambda rt, actor: users.require_2fa(rt.engine, rt.clock, actor, user_id),
+    )
+
+
+@router.post("/{user_id}/reset-2fa", dependencies=CSRF)
+def reset_2fa(request: Request, signed_in: AdminDep, user_id: int) -> Response:
+    return _row_action(
+        request, signed_in, user_id, "reset", lambda rt, actor: users.reset_2fa(rt.engine, rt.clock, actor, user_id)
+    )
