@@ -63,9 +63,7 @@ def check_key(engine: sa.Engine, secret: str) -> int:
     """Return the key id for a valid, unrevoked secret or raise UnauthorizedError."""
     with engine.connect() as conn:
         key_id = conn.scalar(
-            sa.select(api_keys.c.id).where(
-                api_keys.c.key_hash == _digest(secret), api_keys.c.revoked_at.is_(None)
-            )
+            sa.select(api_keys.c.id).where(api_keys.c.key_hash == _digest(secret), api_keys.c.revoked_at.is_(None))
         )
     if key_id is None:
         raise UnauthorizedError("The API key is wrong or revoked.")

@@ -7,9 +7,7 @@ import typer
 from herald.apikeys import service
 from herald.cli.common import console, runtime
 
-apikey_app = typer.Typer(
-    help="API keys for the HTTP API (Authorization: Bearer <key>).", no_args_is_help=True
-)
+apikey_app = typer.Typer(help="API keys for the HTTP API (Authorization: Bearer <key>).", no_args_is_help=True)
 
 
 @apikey_app.command("create")

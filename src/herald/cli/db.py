@@ -22,9 +22,7 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
 def current() -> None:
     """Print the database's revision and the newest one this Herald knows."""
     with runtime(migrated=False) as rt:
-        console.print(
-            f"current: {migrate.current_revision(rt.engine)}  head: {migrate.head_revision(rt.engine)}"
-        )
+        console.print(f"current: {migrate.current_revision(rt.engine)}  head: {migrate.head_revision(rt.engine)}")
 
 
 def register(app: typer.Typer) -> None:

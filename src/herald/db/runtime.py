@@ -37,7 +37,5 @@ def instance_secret(engine: sa.Engine, name: str) -> str:
         if value is not None:
             return str(value)
         value = secrets.token_hex(32)
-        conn.execute(
-            instance_secrets.insert().values(name=name, value=value, created_at=dt.datetime.now(dt.UTC))
-        )
+        conn.execute(instance_secrets.insert().values(name=name, value=value, created_at=dt.datetime.now(dt.UTC)))
         return value

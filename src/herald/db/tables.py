@@ -113,9 +113,7 @@ consent_events = sa.Table(
     _ref("person_id", "people"),
     sa.Column("channel", sa.String(16), nullable=False),  # email | sms | whatsapp | voice
     sa.Column("purpose", sa.String(16), nullable=False),  # marketing | transactional | all
-    sa.Column(
-        "kind", sa.String(16), nullable=False
-    ),  # subscribed | unsubscribed | bounced | complained | suppressed
+    sa.Column("kind", sa.String(16), nullable=False),  # subscribed | unsubscribed | bounced | complained | suppressed
     sa.Column("explicit", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from herald.db.engine import create_db_engine
-from herald.db.tables import metadata
+from herald.db.schema import metadata
 
 config = context.config
 engine = config.attributes.get("engine") or create_db_engine(config.get_main_option("sqlalchemy.url") or "")

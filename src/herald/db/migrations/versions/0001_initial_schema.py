@@ -23,9 +23,7 @@ def upgrade() -> None:
 
     op.create_table(
         "api_keys",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
@@ -37,9 +35,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "backups",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("path", sa.String(length=1000), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -57,9 +53,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "import_batches",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("file_name", sa.String(length=500), nullable=False),
         sa.Column("format", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -86,9 +80,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "tombstones",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("created_at", herald.db.types.UTCDateTime(timezone=True), nullable=False),
@@ -97,9 +89,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "import_rejects",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("batch_id", sa.BigInteger(), nullable=False),
         sa.Column("row_number", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=64), nullable=False),
@@ -120,9 +110,7 @@ def upgrade() -> None:
 
     op.create_table(
         "people",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("status", sa.String(length=16), server_default="active", nullable=False),
         sa.Column("first_name", sa.String(length=200), nullable=True),
         sa.Column("last_name", sa.String(length=200), nullable=True),
@@ -155,9 +143,7 @@ def upgrade() -> None:
             ["import_batches.id"],
             name=op.f("fk_people_created_batch_id_import_batches"),
         ),
-        sa.ForeignKeyConstraint(
-            ["merged_into_id"], ["people.id"], name=op.f("fk_people_merged_into_id_people")
-        ),
+        sa.ForeignKeyConstraint(["merged_into_id"], ["people.id"], name=op.f("fk_people_merged_into_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
     )
     with op.batch_alter_table("people", schema=None) as batch_op:
@@ -166,9 +152,7 @@ def upgrade() -> None:
 
     op.create_table(
         "batch_changes",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("batch_id", sa.BigInteger(), nullable=False),
         sa.Column("person_id", sa.BigInteger(), nullable=False),
         sa.Column(
@@ -189,9 +173,7 @@ def upgrade() -> None:
 
     op.create_table(
         "consent_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("person_id", sa.BigInteger(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("purpose", sa.String(length=16), nullable=False),
@@ -205,9 +187,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["batch_id"], ["import_batches.id"], name=op.f("fk_consent_events_batch_id_import_batches")
         ),
-        sa.ForeignKeyConstraint(
-            ["person_id"], ["people.id"], name=op.f("fk_consent_events_person_id_people")
-        ),
+        sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_consent_events_person_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_events")),
     )
     with op.batch_alter_table("consent_events", schema=None) as batch_op:
@@ -216,9 +196,7 @@ def upgrade() -> None:
 
     op.create_table(
         "identifiers",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("person_id", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("value", sa.String(length=320), nullable=False),
@@ -238,9 +216,7 @@ def upgrade() -> None:
 
     op.create_table(
         "merge_suggestions",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("person_a_id", sa.BigInteger(), nullable=False),
         sa.Column("person_b_id", sa.BigInteger(), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
@@ -251,16 +227,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["batch_id"], ["import_batches.id"], name=op.f("fk_merge_suggestions_batch_id_import_batches")
         ),
-        sa.ForeignKeyConstraint(
-            ["person_a_id"], ["people.id"], name=op.f("fk_merge_suggestions_person_a_id_people")
-        ),
-        sa.ForeignKeyConstraint(
-            ["person_b_id"], ["people.id"], name=op.f("fk_merge_suggestions_person_b_id_people")
-        ),
+        sa.ForeignKeyConstraint(["person_a_id"], ["people.id"], name=op.f("fk_merge_suggestions_person_a_id_people")),
+        sa.ForeignKeyConstraint(["person_b_id"], ["people.id"], name=op.f("fk_merge_suggestions_person_b_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_merge_suggestions")),
-        sa.UniqueConstraint(
-            "person_a_id", "person_b_id", name=op.f("uq_merge_suggestions_person_a_id_person_b_id")
-        ),
+        sa.UniqueConstraint("person_a_id", "person_b_id", name=op.f("uq_merge_suggestions_person_a_id_person_b_id")),
     )
     with op.batch_alter_table("merge_suggestions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_merge_suggestions_batch_id"), ["batch_id"], unique=False)
@@ -269,9 +239,7 @@ def upgrade() -> None:
 
     op.create_table(
         "merges",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("survivor_id", sa.BigInteger(), nullable=False),
         sa.Column("merged_id", sa.BigInteger(), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
@@ -285,9 +253,7 @@ def upgrade() -> None:
         sa.Column("created_at", herald.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("undone_at", herald.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("undone_by", sa.String(length=200), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["import_batches.id"], name=op.f("fk_merges_batch_id_import_batches")
-        ),
+        sa.ForeignKeyConstraint(["batch_id"], ["import_batches.id"], name=op.f("fk_merges_batch_id_import_batches")),
         sa.ForeignKeyConstraint(["merged_id"], ["people.id"], name=op.f("fk_merges_merged_id_people")),
         sa.ForeignKeyConstraint(["survivor_id"], ["people.id"], name=op.f("fk_merges_survivor_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_merges")),
@@ -299,9 +265,7 @@ def upgrade() -> None:
 
     op.create_table(
         "source_records",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("batch_id", sa.BigInteger(), nullable=False),
         sa.Column("person_id", sa.BigInteger(), nullable=False),
         sa.Column("file_name", sa.String(length=500), nullable=False),
@@ -315,9 +279,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["batch_id"], ["import_batches.id"], name=op.f("fk_source_records_batch_id_import_batches")
         ),
-        sa.ForeignKeyConstraint(
-            ["person_id"], ["people.id"], name=op.f("fk_source_records_person_id_people")
-        ),
+        sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_source_records_person_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_records")),
     )
     with op.batch_alter_table("source_records", schema=None) as batch_op:
