@@ -94,6 +94,17 @@ def test_messy_file_resolves_people_and_rejects_bad_rows(
     assert rejects[3]["Email"].startswith("'=")  # even the rejects file is safe to open in a spreadsheet
 
 
+def test_a_row_linking_two_new_people_in_one_file_makes_one_person(
+    engine: sa.Engine, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    data = "email,first name,phone\na@x.io,Ann,\n,Ann,+1 212 736 5000\na@x.io,Ann,+1 212 736 5000\n"
+    result = cli("contacts", "import", str(write(tmp_path / "link.csv", data)))
+    assert result.exit_code == 0, result.output
+    assert "created=1" in result.output and "deduplicated=2" in result.output
+    assert person_of(engine, "email", "a@x.io") == person_of(engine, "phone", "+12127365000")
+    assert active_people(engine) == 1 and count(engine, identifiers) == 2
+
+
 def test_dry_run_reports_and_changes_nothing(engine: sa.Engine, cli_env: dict[str, str], tmp_path: Path) -> None:
     result = cli("contacts", "import", str(write(tmp_path / "m.csv", MESSY)), "--dry-run", "--rejects", str(tmp_path))
     assert result.exit_code == 0, result.output
