@@ -6,21 +6,18 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from herald.contacts.importers.layouts import (
     CONSENT_STATUSES,
     LAYOUTS,
     ContactRow,
-    Layout,
-    RowPlan,
     compile_plan,
     detect_layout,
     error_row,
     status_from_file_name,
     unique_keys,
 )
-from herald.contacts.importers.reading import TextFormat, open_text, read_header, records, sniff
+from herald.contacts.importers.reading import open_text, read_header, records, sniff
 from herald.core.errors import InvalidInputError
 
 __all__ = ["CONSENT_STATUSES", "FORMATS", "ContactRow", "ImportSource", "open_source"]
@@ -31,32 +28,25 @@ FORMATS = ("auto", "csv", "mailchimp", "hubspot", "constant-contact")
 class ImportSource:
     """An opened contact file: its detected shape, and its records as ContactRow values, streamed once."""
 
-    def __init__(self, handle: IO[str], text: TextFormat, layout: Layout, plan: RowPlan, header_row: int) -> None:
-        self.format = layout.name
+    def __init__(self, path: Path, layout_name: str, status_hint: str | None) -> None:
+        text = sniff(path)
         self.encoding = text.encoding
         self.delimiter = text.delimiter
-        self.headers = list(plan.keys)  # the raw/attributes keys; blank or repeated headers made unique
-        self._handle = handle
-        self._plan = plan
-        self._header_row = header_row
-        self._reader: Iterator[list[str]] | None = None
-
-    @classmethod
-    def _open(cls, path: Path, layout_name: str, status_hint: str | None) -> ImportSource:
-        text = sniff(path)
-        handle = open_text(path, text)
+        self._handle = open_text(path, text)
         try:
-            reader = csv.reader(handle, delimiter=text.delimiter)
-            headers, header_row = read_header(reader, 0)
+            reader = csv.reader(self._handle, delimiter=text.delimiter)
+            headers, self._header_row = read_header(reader)
             keys = unique_keys(headers)
             layout = detect_layout(headers) if layout_name == "auto" else LAYOUTS[layout_name]
-            plan = compile_plan(layout, keys, status_hint=status_hint, file_status=status_from_file_name(path.name))
+            self._plan = compile_plan(
+                layout, keys, status_hint=status_hint, file_status=status_from_file_name(path.name)
+            )
         except BaseException:
-            handle.close()
+            self._handle.close()
             raise
-        source = cls(handle, text, layout, plan, header_row)
-        source._reader = reader
-        return source
+        self.format = layout.name
+        self.headers = keys  # the keys of raw and attributes: blank or repeated headers made unique
+        self._reader: Iterator[list[str]] | None = reader
 
     def __iter__(self) -> Iterator[ContactRow]:
         reader, self._reader = self._reader, None
@@ -99,4 +89,4 @@ def open_source(path: Path, format: str = "auto", *, status_hint: str | None = N
             field="status_hint",
             value=status_hint,
         )
-    return ImportSource._open(path, format, status_hint)
+    return ImportSource(path, format, status_hint)

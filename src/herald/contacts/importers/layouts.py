@@ -10,6 +10,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from typing import TypeVar
 
 import phonenumbers
@@ -116,7 +117,7 @@ _GENERIC: dict[str, Role] = {
     **_aliases(
         Role.COMPANY,
         "company companyname organization organisation org organizationname organisationname employer"
-        " business businessname accountname",
+        " business businessname accountname firma",
     ),
     **_aliases(Role.COUNTRY, "land pays"),
     **_aliases(Role.LOCALE, "locale language lang preferredlanguage languagecode"),
@@ -143,7 +144,7 @@ _GENERIC_CONSENT: dict[str, Role] = {
         " emailpermission emailpermissionstatus consent",
     ),
     **_aliases(Role.SMS_STATUS, "smsstatus smsconsent smssubscriptionstatus smspermission smspermissionstatus"),
-    **_aliases(Role.EMAIL_OPTOUT, "unsubscribed emailoptout optedout donotemail"),
+    **_aliases(Role.EMAIL_OPTOUT, "unsubscribed unsubscribedfromallemail emailoptout optedout donotemail"),
 }
 _QUALIFIER = (
     "work|home|personal|business|private|other|primary|secondary|alternate|alternative|additional"
@@ -151,7 +152,7 @@ _QUALIFIER = (
 )
 _EMAIL_RE = re.compile(rf"^(?:{_QUALIFIER})?e?mail(?:address)?(?:{_QUALIFIER})?\d*$")
 _PHONE_RE = re.compile(
-    rf"^(?:{_QUALIFIER}|whatsapp)?(?:phone|telephone|tel|mobile|cell|cellphone|mobilephone|whatsapp|smsphone)"
+    rf"^(?:{_QUALIFIER}|whatsapp)?(?:phone|telephone|tel|telefon|handy|mobile|cell|cellphone|mobilephone|whatsapp|smsphone)"
     rf"(?:number|no|num)?(?:{_QUALIFIER})?\d*$"
 )
 _COUNTRY_RE = re.compile(r"^country(?:code|region|name|iso|isocode)?(?:home|work|other|business)?\d*$")
@@ -274,55 +275,36 @@ def _remember(memo: dict[str, _T], key: str, value: _T) -> _T:
 
 
 _COUNTRY_MEMO: dict[str, str | None] = {}
-_EXTRA_REGIONS = frozenset({"AQ", "BV", "GS", "HM", "PN", "TF", "UM"})
-_COUNTRY_ALIASES = {
-    **dict.fromkeys(("usa", "us", "united states of america", "america", "unitedstates"), "US"),
-    **dict.fromkeys(("uk", "great britain", "britain", "england", "scotland", "wales", "northern ireland"), "GB"),
-    "holland": "NL",
-    "czechia": "CZ",
-    "north macedonia": "MK",
-    "eswatini": "SZ",
-    "turkiye": "TR",
-    "ivory coast": "CI",
-    "korea": "KR",
-    "republic of korea": "KR",
-    "russian federation": "RU",
-    "viet nam": "VN",
-    "uae": "AE",
-    "drc": "CD",
-    "dr congo": "CD",
-    **{
-        "gbr": "GB",
-        "deu": "DE",
-        "fra": "FR",
-        "can": "CA",
-        "aus": "AU",
-        "esp": "ES",
-        "ita": "IT",
-        "nld": "NL",
-        "irl": "IE",
-        "che": "CH",
-        "aut": "AT",
-        "bel": "BE",
-        "swe": "SE",
-        "nor": "NO",
-        "dnk": "DK",
-        "fin": "FI",
-        "pol": "PL",
-        "prt": "PT",
-        "bra": "BR",
-        "mex": "MX",
-        "ind": "IN",
-        "jpn": "JP",
-        "chn": "CN",
-        "nzl": "NZ",
-        "zaf": "ZA",
-    },
-}
+_EXTRA_REGIONS = frozenset({"AQ", "BV", "GS", "HM", "PN", "TF", "UM"})  # ISO codes without phone numbers
+
+
+def _codes(table: str) -> dict[str, str]:
+    """ "usa:US uk:GB" → {"usa": "US", "uk": "GB"}; names are written folded, "_" standing for a space."""
+    pairs = (entry.split(":") for entry in table.split())
+    return {name.replace("_", " "): code for name, code in pairs}
+
+
+# English variants the ISO table spells differently, alpha-3 codes, and native or neighbouring-language
+# names that show up in European exports. Anything else is looked up in tzdata's iso3166.tab.
+_COUNTRY_ALIASES = _codes(
+    "usa:US us:US america:US united_states_of_america:US unitedstates:US estados_unidos:US etats_unis:US"
+    " vereinigte_staaten:US uk:GB united_kingdom:GB great_britain:GB england:GB scotland:GB wales:GB"
+    " northern_ireland:GB reino_unido:GB royaume_uni:GB vereinigtes_konigreich:GB"
+    " south_korea:KR korea:KR republic_of_korea:KR north_korea:KP czechia:CZ turkiye:TR ivory_coast:CI"
+    " russian_federation:RU viet_nam:VN uae:AE drc:CD dr_congo:CD swaziland:SZ macedonia:MK holland:NL"
+    " vatican:VA burma:MM"
+    " deutschland:DE allemagne:DE alemania:DE germania:DE osterreich:AT schweiz:CH suisse:CH svizzera:CH"
+    " espana:ES espagne:ES spanien:ES italia:IT italie:IT italien:IT frankreich:FR francia:FR"
+    " nederland:NL niederlande:NL pays_bas:NL belgie:BE belgique:BE belgien:BE brasil:BR mexico:MX"
+    " sverige:SE schweden:SE norge:NO danmark:DK suomi:FI polska:PL polen:PL cesko:CZ ceska_republika:CZ"
+    " magyarorszag:HU hrvatska:HR eire:IE irland:IE portugal:PT ellada:GR nippon:JP"
+    " gbr:GB deu:DE fra:FR can:CA aus:AU esp:ES ita:IT nld:NL irl:IE che:CH aut:AT bel:BE swe:SE"
+    " nor:NO dnk:DK fin:FI pol:PL prt:PT bra:BR mex:MX ind:IN jpn:JP chn:CN nzl:NZ zaf:ZA"
+)
 
 
 def country_code(text: str) -> str | None:
-    """ISO 3166-1 alpha-2 for a country code or name in any language phonenumbers knows; else None."""
+    """ISO 3166-1 alpha-2 for a country code or name ("DE", "Germany", "Deutschland", "U.S.A."); else None."""
     found = _COUNTRY_MEMO.get(text, False)
     if found is not False:
         return found  # type: ignore[return-value]
@@ -334,7 +316,7 @@ def _country_code(text: str) -> str | None:
     if len(upper) == 2 and (upper in phonenumbers.SUPPORTED_REGIONS or upper in _EXTRA_REGIONS):
         return upper
     folded = _fold(text)
-    return _COUNTRY_ALIASES.get(folded) or _country_names().get(folded)
+    return _COUNTRY_ALIASES.get(folded) or _iso_names().get(folded)
 
 
 _DROP_IN_NAMES = str.maketrans("", "", ".'’")
@@ -342,42 +324,41 @@ _DROP_IN_NAMES = str.maketrans("", "", ".'’")
 
 def _fold(text: str) -> str:
     # Dots and apostrophes vanish rather than split words: "U.S.A." is "usa", "Côte d’Ivoire" "cote divoire".
-    plain = unicodedata.normalize("NFKD", text.casefold().translate(_DROP_IN_NAMES))
+    plain = unicodedata.normalize("NFKD", text.casefold().translate(_DROP_IN_NAMES).replace("&", " and "))
     kept = "".join(c if c.isalnum() else " " for c in plain if not unicodedata.combining(c))
-    words = kept.split()
+    words = ["st" if word == "saint" else word for word in kept.split()]  # the ISO table writes "St Lucia"
     if words and words[0] == "the":
         words = words[1:]
     return " ".join(words)
 
 
 @cache
-def _country_names() -> dict[str, str]:
-    # Imported on first use: the table costs ~0.2 s to load and most files carry codes, not names.
-    from phonenumbers.geodata.locale import LOCALE_DATA
+def _iso_names() -> dict[str, str]:
+    """English short names from the ISO 3166 table that ships with tzdata (a dependency already).
 
+    phonenumbers' LOCALE_DATA has names in many languages but costs ~100 MB of memory to import.
+    """
+    try:
+        table = resources.files("tzdata.zoneinfo").joinpath("iso3166.tab").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return {}
     names: dict[str, str] = {}
-    for region, by_language in LOCALE_DATA.items():
-        if len(region) == 2 and region.isalpha() and region != "AN":
-            english = _locale_name(by_language, "en")
-            if english:
-                names[_fold(english)] = region
-    for region, by_language in LOCALE_DATA.items():
-        if len(region) == 2 and region.isalpha() and region != "AN":
-            for language in by_language:
-                name = _locale_name(by_language, language)
-                if name:
-                    names.setdefault(_fold(name), region)
+    for line in table.splitlines():
+        code, _, name = line.partition("\t")
+        if line.startswith("#") or not name:
+            continue
+        for variant in _name_variants(name):
+            names.setdefault(_fold(variant), code)
     return names
 
 
-def _locale_name(by_language: Mapping[str, str], language: str) -> str:
-    name = by_language.get(language, "")
-    # LOCALE_DATA stores "*xx" for "same as language xx"; a few entries point at themselves, so hops are capped.
-    for _ in range(3):
-        if not name.startswith("*"):
-            return name
-        name = by_language.get(name[1:], "")
-    return ""
+def _name_variants(name: str) -> tuple[str, ...]:
+    # The table writes "Korea (South)", "Britain (UK)", "Eswatini (Swaziland)": try each reading.
+    base, _, rest = name.partition(" (")
+    if not rest:
+        return (name,)
+    inner = rest.rstrip(")")
+    return (name, base, inner, f"{inner} {base}")
 
 
 _ZONE_MEMO: dict[str, str | None] = {}
@@ -445,7 +426,8 @@ def compile_plan(layout: Layout, keys: Sequence[str], *, status_hint: str | None
     roles = _demote_repeats([layout.role(norm) for norm in norms])
     if not _IDENTITY_ROLES.intersection(roles):
         raise InvalidInputError(
-            "The file has no e-mail, phone or social handle column, so no contact can be identified.",
+            "The file has no e-mail, phone or social handle column, so no contact can be identified "
+            "(is its first row a header naming the columns?).",
             field="headers",
             headers=list(keys),
         )
@@ -626,10 +608,15 @@ class RowPlan:
 
     def _consent(self, cells: list[str], attributes: dict[str, str]) -> dict[str, str]:
         consent: dict[str, str] = {}
-        email = _mapped(cells, self.email_statuses, consent_status, attributes) if self.email_statuses else None
+        email, stated = None, False
+        if self.email_statuses:
+            email = _mapped(cells, self.email_statuses, consent_status, attributes)
+            # A status we cannot read (Mailchimp "archived") must not fall back to the file's default.
+            stated = any(cells[i].strip() for i, _ in self.email_statuses)
         if self.optouts and self._opted_out(cells, attributes):
             email = "unsubscribed"  # an opt-out anywhere in the record beats a subscribed status
-        email = email or self.default_status
+        if email is None and not stated:
+            email = self.default_status
         if email:
             consent["email"] = email
         if self.sms_statuses:

@@ -81,18 +81,18 @@ def detect_delimiter(header_line: str) -> str:
 
 
 def open_text(path: Path, fmt: TextFormat) -> IO[str]:
-    # Only the sample was checked, so a stray bad byte later becomes U+FFFD instead of aborting the import.
-    handle = path.open("r", encoding=fmt.encoding, errors="replace", newline="")
+    # Only the sample was checked. A file judged UTF-8 may still hold cp1252 bytes later (an ASCII-only
+    # first 64 KiB, then "é"), so those bytes are read as cp1252; elsewhere a bad byte becomes U+FFFD.
+    errors = _CP1252_FALLBACK if fmt.encoding.startswith("utf-8") else "replace"
+    handle = path.open("r", encoding=fmt.encoding, errors=errors, newline="")
     for _ in range(fmt.skip_lines):
         handle.readline()
     return handle
 
 
-def read_header(reader: Iterator[list[str]], skipped: int) -> tuple[list[str], int]:
+def read_header(reader: Iterator[list[str]]) -> tuple[list[str], int]:
     """Return the first non-blank record and its spreadsheet row number; blank lines before it count."""
-    row = skipped
-    for cells in reader:
-        row += 1
+    for row, cells in enumerate(reader, start=1):
         if any(cell.strip() for cell in cells):
             _reject_data_as_header(cells)
             return cells, row
@@ -120,6 +120,16 @@ def records(
             # The csv module resumes after the bad record, so one oversized cell does not end the import.
             row += 1
             yield fail(row, f"unreadable record: {exc}")
+
+
+def _decode_as_cp1252(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("cp1252", errors="replace"), error.end
+
+
+_CP1252_FALLBACK = "herald-cp1252-fallback"
+codecs.register_error(_CP1252_FALLBACK, _decode_as_cp1252)
 
 
 def _decode_sample(prefix: bytes, encoding: str, *, complete: bool) -> str:
