@@ -327,3 +327,14 @@ def _people_snapshot(engine: sa.Engine) -> list[tuple[object, ...]]:
             )
         )
     return sorted(out)
+
+
+def test_parallel_validation_gives_the_same_result(engine: sa.Engine, tmp_path: Path, clock: object) -> None:
+    from herald.contacts import importing
+
+    rows = "".join(f"user{i}@example.com,User{i},+1 212 736 {i:04d}\n" for i in range(3000)) + "bad,Bad,\n"
+    path = write(tmp_path / "p.csv", "email,first name,phone\n" + rows + rows)
+    report = importing.run_import(engine, clock, path, workers=2)  # type: ignore[arg-type]
+    assert report.counts["created"] == 3000 and report.counts["deduplicated"] == 3000
+    assert [r.row_number for r in report.rejects] == [3002, 6003]
+    assert count(engine, source_records) == 6000

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from herald.contacts.export import EXPORT_MARKER, neutralise, read_herald_export
 from herald.contacts.importers import ContactRow, open_source
-from herald.contacts.records import Reject, validate_chunk
+from herald.contacts.records import Reject, expand, validate_chunk, validate_chunk_compact
 from herald.contacts.resolve import Incoming, Resolver
 from herald.core.clock import Clock
 from herald.core.errors import NotFoundError
@@ -128,13 +128,14 @@ def _validated(
             yield validate_chunk(chunk, region)
         return
     # Keep a bounded window of chunks in flight: parallel, ordered, and memory stays flat.
-    window: list[Any] = []
+    window: list[tuple[list[ContactRow], Any]] = []
     for chunk in chunks:
-        window.append(pool.submit(validate_chunk, chunk, region))
+        window.append((chunk, pool.submit(validate_chunk_compact, chunk, region)))
         if len(window) >= workers * 3:
-            yield window.pop(0).result()
-    for future in window:
-        yield future.result()
+            rows, future = window.pop(0)
+            yield expand(rows, future.result())
+    for rows, future in window:
+        yield expand(rows, future.result())
 
 
 class _Importer:
@@ -381,3 +382,10 @@ def batch_rejects(engine: sa.Engine, batch_id: int) -> list[Reject]:
 
 def default_workers(configured: int) -> int:
     return configured or (os.cpu_count() or 1)
+
+
+def list_batches(engine: sa.Engine, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recent import batches, newest first (for the imports page)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(import_batches).order_by(import_batches.c.id.desc()).limit(limit)).mappings()
+        return [dict(row) for row in rows]

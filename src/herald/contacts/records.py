@@ -86,3 +86,31 @@ def validate_row(row: ContactRow, default_region: str) -> Incoming | Reject:
 def validate_chunk(rows: list[ContactRow], default_region: str) -> list[Incoming | Reject]:
     """Top-level and picklable, so validation can run in worker processes."""
     return [validate_row(row, default_region) for row in rows]
+
+
+Compact = tuple[Any, ...]
+
+
+def validate_chunk_compact(rows: list[ContactRow], default_region: str) -> list[Compact]:
+    """Like validate_chunk, for worker processes: results without the raw cells the caller already has."""
+    out: list[Compact] = []
+    for row in rows:
+        result = validate_row(row, default_region)
+        if isinstance(result, Reject):
+            out.append((False, result.reason, result.field, result.message))
+        else:
+            idents = tuple((i.kind, i.value, i.key) for i in result.identifiers)
+            out.append((True, idents, result.fields, result.consent))
+    return out
+
+
+def expand(rows: list[ContactRow], compact: list[Compact]) -> list[Incoming | Reject]:
+    """Re-attach row numbers and raw cells to compact results from a worker."""
+    out: list[Incoming | Reject] = []
+    for row, item in zip(rows, compact, strict=True):
+        if item[0]:
+            idents = [Identifier(kind, value, key) for kind, value, key in item[1]]
+            out.append(Incoming(idents, item[2], item[3], row_number=row.row_number, raw=row.raw))
+        else:
+            out.append(Reject(row.row_number, item[1], item[2], item[3], row.raw))
+    return out

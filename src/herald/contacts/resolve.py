@@ -17,6 +17,7 @@ from herald.contacts.identity import EMAIL, HANDLE, PHONE, Identifier, names_agr
 from herald.contacts.merge import merge_people
 from herald.contacts.store import lookup_keys, people_by_id, person_fields, tombstone_hash, tombstoned
 from herald.contacts.survivorship import SCALAR_FIELDS, apply_update
+from herald.db.bulk import bulk_insert
 from herald.db.tables import (
     batch_changes,
     consent_events,
@@ -61,6 +62,19 @@ class _Pending:
 class Outcome:
     person_id: int  # negative while pending; resolved by flush()
     action: str  # created | updated | unchanged | deduplicated
+
+
+def allocate_person_ids(conn: sa.Connection, count: int) -> list[int]:
+    """Reserve `count` person ids up front, so people are inserted with one fast executemany.
+
+    `INSERT … RETURNING` in parameter order degrades to one statement per row on SQLite.
+    """
+    if conn.dialect.name == "postgresql":
+        query = sa.text("SELECT nextval(pg_get_serial_sequence('people', 'id')) FROM generate_series(1, :n)")
+        return [int(v) for v in conn.execute(query, {"n": count}).scalars()]
+    # SQLite: every write transaction holds the database lock (BEGIN IMMEDIATE), so max(id) is ours.
+    start = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(people.c.id), 0))) or 0)
+    return list(range(start + 1, start + 1 + count))
 
 
 class Resolver:
@@ -153,7 +167,7 @@ class Resolver:
             pid, action = self._create(record), "created"
         else:
             pid = self._combine(strong, record)
-            action = "deduplicated" if pid < 0 else "unchanged"
+            action = "deduplicated" if self._created_here(pid) else "unchanged"
         changed = self._absorb(pid, record)
         if action == "unchanged" and changed:
             action = "updated"
@@ -166,6 +180,13 @@ class Resolver:
             self._sources.append((pid, record.row_number, record.raw))
         self.counts[action] += 1
         return Outcome(person_id=pid, action=action)
+
+    def _created_here(self, pid: int) -> bool:
+        """Did an earlier row of this same import create this person (in this chunk or a previous one)?"""
+        if pid < 0:
+            return True
+        row = self._existing.get(pid)
+        return self.batch_id is not None and row is not None and row["created_batch_id"] == self.batch_id
 
     def _create(self, record: Incoming) -> int:
         temp = self._next_temp
@@ -282,36 +303,18 @@ class Resolver:
         merged_people = [p for pair in self._merges for p in pair[:2]]
         self._journal([*self._changes, *merged_people, *(p for p, _ in self._new_idents if p > 0)])
         self._write_changes()
-        if self._new_idents:
-            self.conn.execute(
-                identifiers.insert(),
-                [
-                    {
-                        "person_id": real(p),
-                        "kind": i.kind,
-                        "value": i.value[:320],
-                        "key": i.key,
-                        "batch_id": self.batch_id,
-                        "created_at": self.now,
-                    }
-                    for p, i in self._new_idents
-                ],
-            )
-        if self._sources:
-            self.conn.execute(
-                source_records.insert(),
-                [
-                    {
-                        "batch_id": self.batch_id,
-                        "person_id": real(p),
-                        "file_name": self.file_name or "",
-                        "row_number": n,
-                        "raw": raw,
-                        "created_at": self.now,
-                    }
-                    for p, n, raw in self._sources
-                ],
-            )
+        bulk_insert(
+            self.conn,
+            identifiers,
+            ("person_id", "kind", "value", "key", "batch_id", "created_at"),
+            [(real(p), i.kind, i.value[:320], i.key, self.batch_id, self.now) for p, i in self._new_idents],
+        )
+        bulk_insert(
+            self.conn,
+            source_records,
+            ("batch_id", "person_id", "file_name", "row_number", "raw", "created_at"),
+            [(self.batch_id, real(p), self.file_name or "", n, raw, self.now) for p, n, raw in self._sources],
+        )
         self._write_consent(real)
         self._write_suggestions(real)
         for survivor, other, reason in self._merges:
@@ -359,8 +362,11 @@ class Resolver:
             }
             for t in temps
         ]
-        result = self.conn.execute(people.insert().returning(people.c.id, sort_by_parameter_order=True), values)
-        ids = [row[0] for row in result]
+        ids = allocate_person_ids(self.conn, len(values))
+        for row, pid in zip(values, ids, strict=True):
+            row["id"] = pid
+        columns = tuple(values[0])
+        bulk_insert(self.conn, people, columns, [tuple(row[c] for c in columns) for row in values])
         mapping = dict(zip(temps, ids, strict=True))
         self._temp_map.update(mapping)
         for (kind, key), owner in list(self._key_owner.items()):

@@ -1,0 +1,62 @@
+"""Bulk inserts straight to the driver: one compiled statement, values converted once per batch.
+
+SQLAlchemy's executemany runs every bind processor per value (JSON dumps, datetime formatting),
+which costs more than the insert itself on the import path. Values here must already be plain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+
+from herald.db.types import UTCDateTime
+
+# The storage format SQLAlchemy's SQLite DateTime type writes and reads back.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _converter(column: sa.Column[Any], dialect: str) -> Any:
+    if _is_json(column):
+        return json.dumps if dialect == "sqlite" else Jsonb
+    if isinstance(column.type, UTCDateTime) and dialect == "sqlite":
+        return _sqlite_datetime
+    return None
+
+
+@lru_cache(maxsize=64)
+def _sqlite_datetime(value: dt.datetime) -> str:
+    # A batch stamps most rows with the same instant: format it once.
+    return value.astimezone(dt.UTC).strftime(_SQLITE_DATETIME)
+
+
+def _is_json(column: sa.Column[Any]) -> bool:
+    kind = column.type
+    variant = getattr(kind, "_variant_mapping", {})
+    return isinstance(kind, sa.JSON) or any(isinstance(v, sa.JSON) for v in variant.values())
+
+
+def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert tuples of values for `columns`; JSON and datetime columns are converted here."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    mark = "?" if dialect == "sqlite" else "%s"
+    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join(mark for _ in columns)})"  # noqa: S608 - names come from our own tables
+    converters = [(i, f) for i, c in enumerate(columns) if (f := _converter(table.c[c], dialect)) is not None]
+    if converters:
+        converted = []
+        for row in rows:
+            values = list(row)
+            for i, convert in converters:
+                if values[i] is not None:
+                    values[i] = convert(values[i])
+            converted.append(tuple(values))
+        rows = converted
+    conn.exec_driver_sql(sql, list(rows))
