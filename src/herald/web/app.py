@@ -12,7 +12,17 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from herald.db.runtime import Runtime
-from herald.web import account_views, audit_views, auth_views, home_views, users_views
+from herald.web import (
+    account_views,
+    audit_views,
+    auth_views,
+    contacts_views,
+    data_views,
+    duplicates_views,
+    home_views,
+    imports_views,
+    users_views,
+)
 from herald.web.deps import (
     CsrfRejected,
     LoginRequired,
@@ -20,7 +30,7 @@ from herald.web.deps import (
     SessionCookieMiddleware,
     SetupRequired,
 )
-from herald.web.render import DEFAULT_NAV, STATIC_DIR, build_templates, redirect, render
+from herald.web.render import DEFAULT_NAV, STATIC_DIR, NavItem, build_templates, redirect, register_nav, render
 
 
 async def _login_required(request: Request, _: Exception) -> Response:
@@ -65,3 +75,17 @@ def mount_web(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth_views, home_views, account_views, users_views, audit_views):
         app.include_router(module.router, include_in_schema=False)
+    _mount_contact_pages(app)
+
+
+def _mount_contact_pages(app: FastAPI) -> None:
+    staff = frozenset({"admin", "marketer"})
+    for module in (contacts_views, imports_views, duplicates_views, data_views):
+        app.include_router(module.router, include_in_schema=False)
+    for item in (
+        NavItem("Contacts", "/contacts"),
+        NavItem("Imports", "/imports", staff),
+        NavItem("Duplicates", "/duplicates", staff),
+        NavItem("Export & backups", "/data", staff),
+    ):
+        register_nav(app, item, before="Users")

@@ -1,0 +1,148 @@
+"""Duplicates page: suggested pairs side by side with merge (choose the survivor) and dismiss; recent merges."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from herald.auth.audit import record_audit
+from herald.contacts import dedupe, service
+from herald.contacts.dedupe import Suggestion
+from herald.core.errors import HeraldError, NotFoundError
+from herald.web.contacts_views import StaffDep, full_name
+from herald.web.deps import CSRF, client_ip, get_runtime
+from herald.web.render import redirect, render
+
+router = APIRouter(prefix="/duplicates")
+SHOWN = 50  # each suggestion loads two full records; more than this is a long page anyway
+
+NOTICES = {
+    "scanned": "Scan finished: new suggestions are listed below.",
+    "merged": "Merged. The surviving person now holds both records; the merge can be undone below.",
+    "dismissed": "Dismissed. That pair is not suggested again.",
+    "unmerged": "Unmerged: both people are back as they were.",
+}
+
+
+def _side(engine: sa.Engine, person_id: int) -> dict[str, Any] | None:
+    try:
+        person = service.contact_detail(engine, person_id)
+    except NotFoundError:
+        return None
+    return {
+        "id": person_id,
+        "status": person["status"],
+        "name": full_name(person),
+        "company": person["company"],
+        "country": person["country"],
+        "identifiers": person["identifiers"],
+        "tags": person["tags"],
+        "sources": len(person["sources"]),
+    }
+
+
+def _pairs(engine: sa.Engine, suggestions: list[Suggestion]) -> list[dict[str, Any]]:
+    """Open suggestions whose two people are both still active (a merge elsewhere makes others stale)."""
+    pairs = []
+    for suggestion in suggestions:
+        a, b = _side(engine, suggestion.person_a_id), _side(engine, suggestion.person_b_id)
+        if a and b and a["status"] == b["status"] == "active":
+            pairs.append({"suggestion": suggestion, "a": a, "b": b})
+        if len(pairs) == SHOWN:
+            break
+    return pairs
+
+
+def _merge_rows(engine: sa.Engine) -> list[dict[str, Any]]:
+    rows = service.list_merges(engine, limit=30)
+    names: dict[int, str] = {}
+    for row in rows:
+        for pid in (row["survivor_id"], row["merged_id"]):
+            if pid not in names:
+                side = _side(engine, pid)
+                names[pid] = (side["name"] if side else "") or f"Person {pid}"
+    return [row | {"survivor_name": names[row["survivor_id"]], "merged_name": names[row["merged_id"]]} for row in rows]
+
+
+def _page(request: Request, *, notice: str | None = None, error: str | None = None, status_code: int = 200) -> Response:
+    engine = get_runtime(request).engine
+    context = {
+        "title": "Duplicates",
+        "pairs": _pairs(engine, dedupe.list_suggestions(engine, limit=SHOWN * 4)),
+        "merges": _merge_rows(engine),
+        "notice": notice,
+        "error": error,
+    }
+    return render(request, "duplicates.html", context, status_code=status_code)
+
+
+@router.get("")
+def duplicates_page(request: Request, signed_in: StaffDep, notice: str = "") -> Response:
+    return _page(request, notice=NOTICES.get(notice))
+
+
+@router.post("/scan", dependencies=CSRF)
+def scan(request: Request, signed_in: StaffDep) -> Response:
+    runtime = get_runtime(request)
+    dedupe.compute_suggestions(runtime.engine, runtime.clock)
+    return redirect(request, "/duplicates?notice=scanned")
+
+
+@router.post("/{suggestion_id}/merge", dependencies=CSRF)
+def merge(
+    request: Request,
+    signed_in: StaffDep,
+    suggestion_id: int,
+    person_a: Annotated[int, Form()],
+    person_b: Annotated[int, Form()],
+    survivor_id: Annotated[int, Form()],
+) -> Response:
+    runtime = get_runtime(request)
+    if survivor_id not in (person_a, person_b):
+        return _page(request, error="Choose which of the two people to keep.", status_code=422)
+    merged_id = person_b if survivor_id == person_a else person_a
+    reason = f"duplicate suggestion {suggestion_id}"
+    try:
+        merge_id = service.merge_contacts(
+            runtime.engine, runtime.clock, survivor_id, merged_id, actor=signed_in.user.email, reason=reason
+        )
+    except HeraldError as exc:
+        return _page(request, error=exc.message, status_code=409)
+    record_audit(
+        runtime.engine,
+        runtime.clock,
+        "contacts.merged",
+        actor=signed_in.user.actor(client_ip(request)),
+        target=f"person {survivor_id}",
+        target_id=survivor_id,
+        details={"merge": merge_id, "merged": merged_id, "suggestion": suggestion_id},
+    )
+    return redirect(request, "/duplicates?notice=merged")
+
+
+@router.post("/{suggestion_id}/dismiss", dependencies=CSRF)
+def dismiss(request: Request, signed_in: StaffDep, suggestion_id: int) -> Response:
+    runtime = get_runtime(request)
+    dedupe.dismiss_suggestion(runtime.engine, suggestion_id)
+    return redirect(request, "/duplicates?notice=dismissed")
+
+
+@router.post("/merges/{merge_id}/unmerge", dependencies=CSRF)
+def unmerge(request: Request, signed_in: StaffDep, merge_id: int) -> Response:
+    runtime = get_runtime(request)
+    try:
+        result = service.unmerge_contacts(runtime.engine, runtime.clock, merge_id, actor=signed_in.user.email)
+    except HeraldError as exc:
+        return _page(request, error=exc.message, status_code=409)
+    record_audit(
+        runtime.engine,
+        runtime.clock,
+        "contacts.unmerged",
+        actor=signed_in.user.actor(client_ip(request)),
+        target=f"merge {merge_id}",
+        details=dict(result),
+    )
+    return redirect(request, "/duplicates?notice=unmerged")

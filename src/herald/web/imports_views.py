@@ -1,0 +1,213 @@
+"""Import pages: upload a file, watch the batch's progress (htmx polling), download rejects, undo."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from herald.auth.audit import record_audit
+from herald.contacts import importing, undo
+from herald.contacts.importers import FORMATS
+from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
+from herald.db.runtime import Runtime
+from herald.web.contacts_views import StaffDep, not_found
+from herald.web.deps import CSRF, client_ip, get_runtime
+from herald.web.render import FormErrors, redirect, render
+
+router = APIRouter(prefix="/imports")
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+FINISHED = frozenset({"done", "failed", "undone"})
+FORMAT_LABELS = {
+    "auto": "Detect from the header",
+    "csv": "Generic CSV",
+    "mailchimp": "Mailchimp audience export",
+    "hubspot": "HubSpot contacts export",
+    "constant-contact": "Constant Contact export",
+}
+COUNT_LABELS = (
+    ("created", "Created"),
+    ("updated", "Updated"),
+    ("unchanged", "Unchanged"),
+    ("deduplicated", "Deduplicated"),
+    ("merged", "Merged"),
+    ("suggested", "Suggested"),
+    ("rejected", "Rejected"),
+    ("suppressed", "Suppressed"),
+)
+NOTICES = {"undone": "The import was undone: the people it created are gone and the ones it changed are restored."}
+
+
+def _run(runtime: Runtime, batch_id: int, path: Path, fmt: str, region: str, name: str, actor: str) -> None:
+    try:
+        importing.run_import(
+            runtime.engine,
+            runtime.clock,
+            path,
+            fmt=fmt,
+            default_region=region,
+            batch_id=batch_id,
+            file_name=name,
+            workers=1,
+            rejects_dir=runtime.settings.data_dir / "imports",
+            actor=actor,
+        )
+    except Exception:
+        # run_import already rolled the batch back and stored the error on its row; the page shows it.
+        log.exception("import batch %s failed", batch_id)
+
+
+def _form_page(
+    request: Request, *, errors: FormErrors | None = None, values: dict[str, str] | None = None, status_code: int = 200
+) -> Response:
+    runtime = get_runtime(request)
+    context = {
+        "title": "Imports",
+        "formats": [(fmt, FORMAT_LABELS.get(fmt, fmt)) for fmt in FORMATS],
+        "batches": importing.list_batches(runtime.engine, limit=20),
+        "default_region": runtime.settings.default_region,
+        "errors": errors or FormErrors(),
+        "values": values or {"format": "auto", "region": runtime.settings.default_region},
+    }
+    return render(request, "imports.html", context, status_code=status_code)
+
+
+@router.get("")
+def imports_page(request: Request, signed_in: StaffDep) -> Response:
+    return _form_page(request)
+
+
+def _region(value: str, fallback: str) -> str:
+    region = (value.strip() or fallback).upper()
+    if len(region) != 2 or not region.isalpha():
+        raise InvalidInputError("Use a two-letter country code such as US or DE.", field="region")
+    return region
+
+
+async def _save_upload(file: UploadFile, path: Path) -> None:
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await file.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise InvalidInputError("The file is larger than 512 MiB.", field="file")
+            out.write(chunk)
+
+
+@router.post("", dependencies=CSRF)
+async def start_import(
+    request: Request,
+    signed_in: StaffDep,
+    file: Annotated[UploadFile | None, File()] = None,
+    format: Annotated[str, Form()] = "auto",
+    region: Annotated[str, Form()] = "",
+) -> Response:
+    runtime = get_runtime(request)
+    values = {"format": format, "region": region}
+    errors = FormErrors()
+    if file is None or not file.filename:
+        errors.put("file", "Choose a CSV file to import.")
+    if format not in FORMATS:
+        errors.put("format", "Choose one of the listed formats.")
+    try:
+        chosen_region = _region(region, runtime.settings.default_region)
+    except HeraldError as exc:
+        errors.add(exc)
+    if errors or file is None:
+        return _form_page(request, errors=errors, values=values, status_code=422)
+    name = Path(file.filename or "upload.csv").name
+    batch_id = importing.create_batch(runtime.engine, runtime.clock, name, format, chosen_region)
+    folder = runtime.settings.data_dir / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"import-{batch_id}-{name}"
+    try:
+        await _save_upload(file, path)
+    except HeraldError as exc:
+        path.unlink(missing_ok=True)
+        undo.undo_import(runtime.engine, runtime.clock, batch_id, actor="web", final_status="failed")
+        return _form_page(request, errors=FormErrors().add(exc, "file"), values=values, status_code=422)
+    actor = signed_in.user.actor(client_ip(request))
+    details = {"file": name, "format": format, "region": chosen_region}
+    record_audit(
+        runtime.engine, runtime.clock, "import.started", actor=actor, target=f"import {batch_id}", details=details
+    )
+    # The batch row is durable before we answer; the work runs beside the request and reports progress.
+    args = (runtime, batch_id, path, format, chosen_region, name, signed_in.user.email)
+    threading.Thread(target=_run, args=args, daemon=True, name=f"import-{batch_id}").start()
+    return redirect(request, f"/imports/{batch_id}")
+
+
+def _batch_context(batch: dict[str, Any]) -> dict[str, Any]:
+    counts = batch.get("counts") or {}
+    return {
+        "batch": batch,
+        "finished": batch["status"] in FINISHED,
+        "counts": [(key, label, int(counts.get(key, 0))) for key, label in COUNT_LABELS],
+        "opt_out_kept": int(counts.get("opt_out_kept", 0)),
+    }
+
+
+@router.get("/{batch_id}")
+def batch_page(request: Request, signed_in: StaffDep, batch_id: int, notice: str = "") -> Response:
+    try:
+        batch = importing.get_batch(get_runtime(request).engine, batch_id)
+    except NotFoundError:
+        return not_found(request, f"There is no import with id {batch_id}.")
+    context = {"title": f"Import {batch_id}", "notice": NOTICES.get(notice), **_batch_context(batch)}
+    return render(request, "import_batch.html", context)
+
+
+@router.get("/{batch_id}/progress")
+def batch_progress(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+    """The progress fragment htmx polls; once the batch is finished it comes back without a trigger."""
+    try:
+        batch = importing.get_batch(get_runtime(request).engine, batch_id)
+    except NotFoundError:
+        return not_found(request, f"There is no import with id {batch_id}.")
+    return render(request, "_import_progress.html", _batch_context(batch))
+
+
+@router.get("/{batch_id}/rejects.csv")
+def batch_rejects(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+    engine = get_runtime(request).engine
+    try:
+        importing.get_batch(engine, batch_id)
+    except NotFoundError:
+        return not_found(request, f"There is no import with id {batch_id}.")
+    # write_rejects neutralises formula cells, so the file is safe to open in a spreadsheet.
+    with tempfile.TemporaryDirectory(prefix="herald-rejects-") as folder:
+        path = importing.write_rejects(importing.batch_rejects(engine, batch_id), Path(folder), batch_id)
+        content = path.read_bytes()
+    disposition = f'attachment; filename="import-{batch_id}-rejects.csv"'
+    return Response(content, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
+
+
+@router.post("/{batch_id}/undo", dependencies=CSRF)
+def undo_batch(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+    runtime = get_runtime(request)
+    try:
+        if importing.get_batch(runtime.engine, batch_id)["status"] != "done":
+            raise ConflictError("Only a finished import can be undone.", id=batch_id)
+        result = undo.undo_import(runtime.engine, runtime.clock, batch_id, actor=signed_in.user.email)
+        batch = importing.get_batch(runtime.engine, batch_id)
+    except NotFoundError:
+        return not_found(request, f"There is no import with id {batch_id}.")
+    except HeraldError as exc:
+        if request.headers.get("HX-Request"):
+            return render(request, "_alert_error.html", {"message": exc.message})
+        batch = importing.get_batch(runtime.engine, batch_id)
+        context = {"title": f"Import {batch_id}", "undo_error": exc.message, **_batch_context(batch)}
+        return render(request, "import_batch.html", context, status_code=409)
+    actor = signed_in.user.actor(client_ip(request))
+    details = {"file": batch["file_name"], **{k: v for k, v in result.items() if k != "batch_id"}}
+    record_audit(
+        runtime.engine, runtime.clock, "import.undone", actor=actor, target=f"import {batch_id}", details=details
+    )
+    return redirect(request, f"/imports/{batch_id}?notice=undone")
