@@ -235,11 +235,9 @@ class Resolver:
 
     def _merge_existing(self, survivor: int, other: int, reason: str) -> None:
         """Decide a merge now, carry it out at flush; until then `other` is an alias of `survivor`."""
+        # Keys still naming `other` resolve through the alias (see _owner); no need to rewrite them.
         self._alias[other] = survivor
         self._merges.append((survivor, other, reason))
-        for key, owner in list(self._key_owner.items()):
-            if owner == other:
-                self._key_owner[key] = survivor
         self.counts["merged"] += 1
 
     def _absorb(self, pid: int, record: Incoming) -> bool:
@@ -339,10 +337,12 @@ class Resolver:
 
     def _reset_chunk_state(self) -> None:
         existing, owners = self._existing, self._key_owner
-        for survivor, other, _ in self._merges:
-            existing.pop(survivor, None)
-            existing.pop(other, None)
-            owners = {k: v for k, v in owners.items() if v not in (survivor, other)}
+        stale = {p for survivor, other, _ in self._merges for p in (survivor, other)}
+        if stale:
+            # Rows and keys of merged people changed in the database: look them up again if needed.
+            for pid in stale:
+                existing.pop(pid, None)
+            owners = {k: v for k, v in owners.items() if v not in stale}
         self._reset()
         # Keys and rows already resolved stay valid for the rest of the chunk; pending ones are real now.
         self._existing = existing

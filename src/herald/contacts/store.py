@@ -61,20 +61,18 @@ def identifiers_of(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
 
 def lookup_keys(conn: sa.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Map (kind, key) → person id for the keys that exist."""
-    by_key: dict[str, set[str]] = {}
-    for kind, key in keys:
-        by_key.setdefault(key, set()).add(kind)
-    if not by_key:
-        return {}
+    by_kind: dict[str, list[str]] = {}
+    for kind, key in set(keys):
+        by_kind.setdefault(kind, []).append(key)
     found: dict[tuple[str, str], int] = {}
-    key_list = list(by_key)
-    for start in range(0, len(key_list), 5000):
-        part = key_list[start : start + 5000]
-        query = sa.select(identifiers.c.kind, identifiers.c.key, identifiers.c.person_id).where(
-            identifiers.c.key.in_(part)
-        )
-        for kind, key, pid in conn.execute(query):
-            if kind in by_key[key]:
+    for kind, wanted in by_kind.items():
+        for start in range(0, len(wanted), 5000):
+            # Filter on kind too: the unique index is (kind, key), and without its leading column
+            # SQLite scans the whole table — an import would slow down as the table grows.
+            query = sa.select(identifiers.c.key, identifiers.c.person_id).where(
+                identifiers.c.kind == kind, identifiers.c.key.in_(wanted[start : start + 5000])
+            )
+            for key, pid in conn.execute(query):
                 found[(kind, key)] = pid
     return found
 
