@@ -19,6 +19,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "forbidden": 403,
     "database_not_migrated": 503,
     "backup_verification_failed": 500,
+    "idempotency_conflict": 409,
+    "idempotency_key_required": 400,
+    "template_invalid": 422,
+    "template_unsafe": 422,
 }
 
 

@@ -33,3 +33,45 @@ def bench_import(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("send")
+def bench_send(
+    count: int = typer.Option(20_000, "--count", min=1, help="Messages to send."),
+    smtp: str = typer.Option("127.0.0.1:25", "--smtp", help="HOST:PORT of the SMTP server."),
+    connections: int = typer.Option(8, "--connections", min=1, help="SMTP connections (raw and Herald alike)."),
+    database_url: str | None = typer.Option(None, "--database-url", help="Empty database (default: temp SQLite)."),
+) -> None:
+    """Raw aiosmtplib throughput with pre-built messages, then Herald end to end, and the ratio."""
+    from herald.bench import send
+
+    host, _, port = smtp.rpartition(":")
+    result = send.run(count, host, int(port), connections, database_url)
+    console.print(f"raw limit (pre-built, {connections} connections): {result.raw_rate:,.0f} msgs/s")
+    console.print(f"herald intake (plan + ledger commit):   {result.intake_rate:,.0f} msgs/s")
+    console.print(f"herald delivery (ledger → worker → SMTP): {result.delivery_rate:,.0f} msgs/s")
+    console.print(f"herald end to end:                      {result.end_to_end_rate:,.0f} msgs/s")
+    console.print(f"ratio delivery / raw: {result.delivery_rate / result.raw_rate:.0%}")
+    console.print(f"ratio end to end / raw: {result.end_to_end_rate / result.raw_rate:.0%}")
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    count: int = typer.Option(20_000, "--count", min=1, help="Ledger rows to claim and complete."),
+    batch: int = typer.Option(100, "--batch", min=1, help="Rows per claim."),
+    processes: list[int] = typer.Option([1, 4], "--processes", help="Worker process counts to run."),
+    engines: list[str] = typer.Option(["sqlite", "postgres"], "--engine", help="sqlite and/or postgres."),
+    pg_url: str | None = typer.Option(
+        None, "--pg-url", envvar="HERALD_TEST_PG_URL", help="PostgreSQL admin URL for a throwaway database."
+    ),
+) -> None:
+    """Claim + complete throughput with 1 and N processes on SQLite and PostgreSQL; asserts 0 dup / 0 lost."""
+    from herald.bench import ledger
+
+    for kind in engines:
+        for n in processes:
+            r = ledger.run_one(kind, n, count, batch, pg_url)
+            console.print(
+                f"{r.engine:8} processes={r.processes} batch={r.batch}: {r.rate:,.0f} msgs/s "
+                f"({r.count:,} in {r.seconds:.2f} s; duplicates={r.duplicates} lost={r.lost})"
+            )

@@ -7,16 +7,18 @@ import threading
 
 from herald.backup.schedule import run_due_backup
 from herald.db.runtime import Runtime
+from herald.delivery.worker import run_delivery_pass
 
 POLL_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
-def run_due_jobs(runtime: Runtime) -> int:
+def run_due_jobs(runtime: Runtime, *, concurrency: int = 1) -> int:
     """Run every job that is due now; return how many ran."""
     ran = 0
     if run_due_backup(runtime) is not None:
         ran += 1
+    ran += run_delivery_pass(runtime, concurrency=concurrency)
     return ran
 
 
@@ -26,9 +28,10 @@ def run_worker(
     stop = stop or threading.Event()
     while True:
         try:
-            run_due_jobs(runtime)
+            busy = run_due_jobs(runtime, concurrency=concurrency) > 0
         except Exception:
+            busy = False
             # A worker that dies silently is worse than one that logs and tries again next pass.
             log.exception("worker pass failed; retrying in %.0f s", POLL_SECONDS)
-        if once or stop.wait(POLL_SECONDS):
+        if once or stop.wait(0 if busy else POLL_SECONDS):
             return

@@ -1,0 +1,117 @@
+"""Message routes: POST /api/messages (idempotent, 202 after commit), GET one, provider health, Twilio receipts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from herald.api.deps import ApiKeyDep, RuntimeDep
+from herald.channels.base import SignatureError
+from herald.delivery import service
+from herald.delivery.receipts import record_twilio_callback
+
+router = APIRouter(tags=["messages"])
+hooks = APIRouter(tags=["provider callbacks"], include_in_schema=True)
+
+
+class EmailIn(BaseModel):
+    subject: str = Field(..., min_length=1, max_length=998)
+    text: str | None = None
+    html: str | None = None
+
+
+class BodyIn(BaseModel):
+    body: str = Field(..., min_length=1, max_length=4096)
+
+
+class VoiceIn(BaseModel):
+    text: str = Field(..., min_length=1, max_length=4000)
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(..., max_length=2000)
+    payload: dict[str, Any]
+
+
+class ContentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: EmailIn | None = None
+    sms: BodyIn | None = None
+    whatsapp: BodyIn | None = None
+    voice: VoiceIn | None = None
+    webhook: WebhookIn | None = None
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    contact_id: int | None = None
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=64)
+    handle: str | None = Field(None, max_length=320)
+    template_id: str | None = Field(None, max_length=200)
+    template_version: int | None = Field(None, ge=1)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    content: ContentIn | None = None
+    message_class: Literal["marketing", "transactional", "incident"] = Field(..., alias="class")
+    channels: list[Literal["email", "sms", "whatsapp", "voice", "webhook"]] = Field(..., min_length=1, max_length=5)
+    not_before: dt.datetime | None = None
+    message_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+def to_request(body: MessageIn) -> service.SendRequest:
+    content = body.content.model_dump(exclude_none=True) if body.content else {}
+    return service.SendRequest(
+        message_class=body.message_class,
+        channels=list(body.channels),
+        contact_id=body.contact_id,
+        email=body.email,
+        phone=body.phone,
+        handle=body.handle,
+        template_id=body.template_id,
+        template_version=body.template_version,
+        variables=body.variables,
+        content=content,
+        not_before=body.not_before,
+        message_key=body.message_key,
+    )
+
+
+@router.post("/messages", status_code=202)
+def send_message(
+    body: MessageIn,
+    runtime: RuntimeDep,
+    key_id: ApiKeyDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Plan and enqueue one message; answers 202 only once the ledger row is committed."""
+    payload = body.model_dump(mode="json", by_alias=True)
+    result = service.submit_message(runtime, f"key:{key_id}", idempotency_key, payload, to_request(body))
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
+@router.get("/messages/{message_id}")
+def get_message(message_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+    """The ledger row, every attempt, every receipt, and any hold reason."""
+    return service.message_detail(runtime, message_id)
+
+
+@router.get("/providers")
+def providers(runtime: RuntimeDep) -> dict[str, Any]:
+    """Each provider's circuit breaker as every worker sees it."""
+    return {"providers": service.provider_health(runtime)}
+
+
+@hooks.post("/hooks/twilio/status", status_code=204)
+async def twilio_status(request: Request, runtime: RuntimeDep) -> Response:
+    """Twilio status callbacks; the X-Twilio-Signature is the authentication (no API key)."""
+    body = await request.body()
+    try:
+        record_twilio_callback(runtime, request.url.query, dict(request.headers), body)
+    except SignatureError:
+        return JSONResponse({"error": {"code": "bad_signature", "message": "signature check failed"}}, status_code=403)
+    return Response(status_code=204)

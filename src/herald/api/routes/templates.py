@@ -1,0 +1,31 @@
+"""Stored template routes: POST a new immutable version, GET every version of one template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from herald.api.deps import RuntimeDep
+from herald.delivery import service
+
+router = APIRouter(tags=["templates"])
+
+
+class TemplateIn(BaseModel):
+    id: str = Field(..., min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    parts: dict[str, str] = Field(..., min_length=1, description="email.subject|text|html, sms.body, voice.text, …")
+    variables: dict[str, str | None] = Field(
+        default_factory=dict, description="path → fallback; null means: hold the message when missing"
+    )
+
+
+@router.post("/templates", status_code=201)
+def create_template(body: TemplateIn, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.create_template(runtime, body.id, body.parts, body.variables)
+
+
+@router.get("/templates/{template_id}")
+def get_template(template_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return {"id": template_id, "versions": service.template_versions(runtime, template_id)}

@@ -1,0 +1,116 @@
+"""Build the ChannelRegistry from settings: SMTP or Maildir, Twilio or the embedded simulator, signed webhooks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from herald.channels.base import ChannelProvider
+from herald.channels.maildir import MaildirEmailProvider
+from herald.channels.registry import ChannelRegistry
+from herald.channels.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorConfig, SimulatorServer
+from herald.channels.smtp import SmtpConfig, SmtpEmailProvider, SmtpSecurity
+from herald.channels.twilio import TwilioSettings, build_providers
+from herald.channels.webhook import SignedWebhookProvider, WebhookConfig
+from herald.core.clock import Clock
+from herald.core.settings import Settings
+from herald.delivery.settings import DeliverySettings
+
+log = logging.getLogger(__name__)
+SIMULATOR_FROM = "+15005550006"  # Twilio's magic "valid sender" number
+CALLBACK_PATH = "/hooks/twilio/status"
+
+
+@dataclass
+class Providers:
+    """The registry plus what must be closed with it (HTTP pools, SMTP connections, the embedded simulator)."""
+
+    registry: ChannelRegistry
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    simulator_url: str | None = None
+
+    async def aclose(self) -> None:
+        for close in self.closers:
+            with contextlib.suppress(Exception):
+                await close()
+        self.stack.close()
+
+
+def public_url(settings: Settings, delivery: DeliverySettings) -> str:
+    return (delivery.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def twilio_configured() -> bool:
+    return bool(os.environ.get("HERALD_TWILIO_ACCOUNT_SID") or os.environ.get("HERALD_TWILIO_BASE_URL"))
+
+
+def twilio_settings(settings: Settings, delivery: DeliverySettings, base_url: str | None = None) -> TwilioSettings:
+    """HERALD_TWILIO_* where set; the simulator's account, token and sender where not."""
+    defaults: dict[str, str] = {
+        "account_sid": DEFAULT_ACCOUNT_SID,
+        "auth_token": DEFAULT_AUTH_TOKEN,
+        "status_callback_url": public_url(settings, delivery) + CALLBACK_PATH,
+        "from_number": SIMULATOR_FROM,
+    }
+    if base_url is not None:
+        defaults["base_url"] = base_url
+    given = {k: v for k, v in defaults.items() if f"HERALD_TWILIO_{k.upper()}" not in os.environ}
+    return TwilioSettings(**given)  # type: ignore[arg-type]
+
+
+def _email(settings: Settings, delivery: DeliverySettings, clock: Clock, concurrency: int) -> ChannelProvider:
+    if not delivery.smtp_host:
+        return MaildirEmailProvider(settings.data_dir / "maildir", clock, default_sender=delivery.email_from)
+    config = SmtpConfig(
+        host=delivery.smtp_host,
+        port=delivery.smtp_port,
+        security=SmtpSecurity(delivery.smtp_security),
+        username=delivery.smtp_username,
+        password=delivery.smtp_password,
+        default_sender=delivery.email_from,
+        pool_size=delivery.smtp_pool_size or max(1, concurrency),
+    )
+    return SmtpEmailProvider(config, clock)
+
+
+def _start_simulator(providers: Providers, delivery: DeliverySettings) -> str:
+    server = SimulatorServer(SimulatorConfig(), port=delivery.simulator_port)
+    providers.stack.enter_context(server.in_thread())
+    log.warning("no Twilio account configured: SMS/WhatsApp/voice go to the embedded simulator at %s", server.base_url)
+    return server.base_url
+
+
+def build_registry(settings: Settings, delivery: DeliverySettings, clock: Clock, *, concurrency: int = 1) -> Providers:
+    """E-mail first, then SMS, WhatsApp, voice, webhook: one provider per channel, registered explicitly."""
+    providers = Providers(ChannelRegistry())
+    email = _email(settings, delivery, clock, concurrency)
+    providers.registry.register(email)
+    if isinstance(email, SmtpEmailProvider):
+        providers.closers.append(email.aclose)
+    base_url = None
+    if not twilio_configured() and delivery.embedded_simulator:
+        base_url = providers.simulator_url = _start_simulator(providers, delivery)
+    if twilio_configured() or base_url is not None:
+        client = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        providers.closers.append(client.aclose)
+        for provider in build_providers(twilio_settings(settings, delivery, base_url), client=client, clock=clock):
+            providers.registry.register(provider)
+    secrets = tuple(s.strip() for s in delivery.webhook_secrets.split(",") if s.strip())
+    if secrets:
+        private = delivery.webhook_allow_private
+        config = WebhookConfig(
+            secrets=secrets,
+            allow_private=private,
+            allowed_schemes=frozenset({"https", "http"}) if private else frozenset({"https"}),
+            allowed_ports=None if private else frozenset({443, 8443}),
+        )
+        hook = SignedWebhookProvider(config, clock)
+        providers.registry.register(hook)
+        providers.closers.append(hook.aclose)
+    return providers

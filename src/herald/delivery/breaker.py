@@ -1,0 +1,111 @@
+"""Provider circuit breakers kept in the database, so every worker on every machine sees the same state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from herald.db.delivery_tables import provider_health
+
+log = logging.getLogger(__name__)
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    threshold: int = 5  # consecutive failures that open the breaker
+    cooldown: dt.timedelta = dt.timedelta(seconds=30)  # open time before one probe may go
+    probe_lease: dt.timedelta = dt.timedelta(seconds=60)  # a probe that never reports back is given up
+
+
+def _ensure(conn: sa.Connection, providers: Iterable[str], now: dt.datetime) -> None:
+    rows = [{"provider": p, "state": CLOSED, "failures": 0, "changed_at": now, "updated_at": now} for p in providers]
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(provider_health).values(rows).on_conflict_do_nothing(index_elements=["provider"]))
+
+
+def states(conn: sa.Connection, providers: Iterable[str]) -> dict[str, dict[str, Any]]:
+    names = list(providers)
+    query = sa.select(provider_health).where(provider_health.c.provider.in_(names))
+    found = {r["provider"]: dict(r) for r in conn.execute(query).mappings()}
+    return {name: found.get(name) or {"provider": name, "state": CLOSED, "failures": 0} for name in names}
+
+
+def admit(
+    conn: sa.Connection, provider: str, state: dict[str, Any], now: dt.datetime, policy: BreakerPolicy
+) -> dt.datetime | None:
+    """None if a send may go to `provider` now; else when to look again.
+
+    An open breaker whose cooldown has passed lets exactly one probe through: the worker whose
+    compare-and-set moves it to half_open sends it, everyone else keeps treating it as open.
+    """
+    if state["state"] == CLOSED:
+        return None
+    until: dt.datetime | None = state.get("open_until")
+    if until is not None and now < until:
+        return until
+    probe_until = now + policy.probe_lease
+    result = conn.execute(
+        sa.update(provider_health)
+        .where(
+            provider_health.c.provider == provider,
+            provider_health.c.state == state["state"],
+            sa.or_(provider_health.c.open_until.is_(None), provider_health.c.open_until <= now),
+        )
+        .values(state=HALF_OPEN, open_until=probe_until, changed_at=now, updated_at=now)
+    )
+    if result.rowcount == 1:
+        log.warning("breaker for %s half-open: sending one probe", provider)
+        state.update(state=HALF_OPEN, open_until=probe_until)
+        return None
+    return probe_until
+
+
+def record_success(conn: sa.Connection, provider: str, now: dt.datetime) -> None:
+    _ensure(conn, [provider], now)
+    result = conn.execute(
+        sa.update(provider_health)
+        .where(provider_health.c.provider == provider, provider_health.c.state != CLOSED)
+        .values(state=CLOSED, failures=0, open_until=None, changed_at=now, updated_at=now)
+    )
+    if result.rowcount:
+        log.warning("breaker for %s closed: the provider answered again", provider)
+    conn.execute(
+        sa.update(provider_health)
+        .where(provider_health.c.provider == provider, provider_health.c.failures != 0)
+        .values(failures=0, updated_at=now)
+    )
+
+
+def record_failure(conn: sa.Connection, provider: str, error: str, now: dt.datetime, policy: BreakerPolicy) -> None:
+    """Count one more consecutive failure; open at the threshold, or at once when a probe failed."""
+    _ensure(conn, [provider], now)
+    conn.execute(
+        sa.update(provider_health)
+        .where(provider_health.c.provider == provider)
+        .values(failures=provider_health.c.failures + 1, last_error=error[:2000], updated_at=now)
+    )
+    opening = sa.or_(
+        provider_health.c.state == HALF_OPEN,
+        sa.and_(provider_health.c.state == CLOSED, provider_health.c.failures >= policy.threshold),
+    )
+    result = conn.execute(
+        sa.update(provider_health)
+        .where(provider_health.c.provider == provider, opening)
+        .values(state=OPEN, opened_at=now, open_until=now + policy.cooldown, changed_at=now)
+    )
+    if result.rowcount:
+        log.warning("breaker for %s opened until %s: %s", provider, (now + policy.cooldown).isoformat(), error)
+
+
+def list_health(conn: sa.Connection) -> list[dict[str, Any]]:
+    query = sa.select(provider_health).order_by(provider_health.c.provider)
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,225 @@
+"""The planner: pure rules applied before anything is queued (consent, content, caps, quiet hours)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
+from herald.consent.policy import ConsentEvent, can_contact
+from herald.schedule.caps import CapRule, SendRecord, check_caps
+from herald.schedule.quiet_hours import MessageClass, QuietHoursPolicy, decide_send_time
+from herald.schedule.timezones import resolve_zone
+from herald.templates.render import Held, TemplateSpec, render_template
+
+CHANNELS = ("email", "sms", "whatsapp", "voice", "webhook")
+MESSAGE_CLASSES = ("marketing", "transactional", "incident")
+# Inline content fields → template part names, per channel; the rendered parts come back the same way.
+PARTS: dict[str, dict[str, str]] = {
+    "email": {"subject": "email.subject", "text": "email.text", "html": "email.html"},
+    "sms": {"body": "sms.body"},
+    "whatsapp": {"body": "whatsapp.body"},
+    "voice": {"text": "voice.text"},
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "email": ("subject",),
+    "sms": ("body",),
+    "whatsapp": ("body",),
+    "voice": ("text",),
+}
+
+
+def consent_purpose(message_class: str) -> str:
+    """Incident notices are service messages: they need what transactional messages need."""
+    return "marketing" if message_class == "marketing" else "transactional"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    person_id: int
+    fields: Mapping[str, Any]  # first_name, last_name, company, country, locale, timezone, attributes
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()  # E.164
+    consent: tuple[ConsentEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """A stored template (parts by name) or inline per-channel content, plus the caller's variables."""
+
+    template: TemplateSpec | None = None
+    inline: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    quiet_hours: QuietHoursPolicy
+    account_zone: str | None = None
+    caps: tuple[CapRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    message_class: MessageClass
+    channels: tuple[str, ...]
+    now: dt.datetime
+    not_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Nothing can be sent at all (every channel was skipped); `skips` says why for each."""
+
+    reason: str
+    skips: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMessage:
+    channels: tuple[str, ...]  # usable channels, in the caller's order
+    addresses: Mapping[str, str]
+    content: Mapping[str, Mapping[str, Any]]
+    status: str  # queued | held
+    available_at: dt.datetime
+    zones: tuple[str, ...]
+    zone_source: str
+    hold_reason: str | None = None
+    releasable: bool = False  # a hold that ends by itself at available_at (quiet hours, caps)
+    skips: tuple[tuple[str, str], ...] = ()
+
+
+def plan_message(
+    request: Request, recipient: Recipient, content: Content, rules: Rules, recent: Sequence[SendRecord] = ()
+) -> PlannedMessage | Skip:
+    usable, addresses, skips = _usable_channels(request, recipient, content)
+    if not usable:
+        reasons = {reason.partition(":")[0] for _, reason in skips}
+        return Skip(reasons.pop() if len(reasons) == 1 else "no_usable_channel", tuple(skips))
+    zone = resolve_zone(
+        recipient.fields.get("timezone"),
+        recipient.phones[0] if recipient.phones else None,
+        recipient.fields.get("country"),
+        rules.account_zone,
+    )
+    base = PlannedMessage(
+        channels=tuple(usable),
+        addresses=addresses,
+        content={},
+        status="held",
+        available_at=request.now,
+        zones=zone.zones,
+        zone_source=zone.source,
+        skips=tuple(skips),
+    )
+    rendered = _render(usable, recipient, content)
+    if isinstance(rendered, Held):
+        return replace(base, hold_reason=rendered.reason)
+    base = replace(base, content=rendered)
+    start = max(request.now, request.not_before or request.now)
+    caps = check_caps(rules.caps, usable[0], request.message_class, recent, request.now)
+    if not caps.allowed and caps.release_at is None:
+        return replace(base, available_at=start, hold_reason=caps.reason)
+    if not caps.allowed and caps.release_at is not None:
+        start = max(start, caps.release_at)
+    decision = decide_send_time(start, zone.zones, rules.quiet_hours, request.message_class)
+    if decision.send_at is None:
+        return replace(base, available_at=start, hold_reason=f"quiet_hours:{decision.reason}")
+    if decision.send_at > start or not caps.allowed:
+        reason = "quiet_hours" if decision.send_at > start else caps.reason
+        return replace(base, available_at=decision.send_at, hold_reason=reason, releasable=True)
+    return replace(base, status="queued", available_at=decision.send_at)
+
+
+def _usable_channels(
+    request: Request, recipient: Recipient, content: Content
+) -> tuple[list[str], dict[str, str], list[tuple[str, str]]]:
+    usable: list[str] = []
+    addresses: dict[str, str] = {}
+    skips: list[tuple[str, str]] = []
+    purpose = consent_purpose(request.message_class)
+    for channel in dict.fromkeys(request.channels):
+        address = _address(channel, recipient, content)
+        problem = None
+        if address is None:
+            problem = "no_address"
+        elif not _has_content(channel, content):
+            problem = "no_content"
+        elif channel in CONSENT_CHANNELS:
+            verdict = can_contact(recipient.consent, channel, purpose)
+            problem = None if verdict.allowed else f"no_consent:{verdict.state}"
+        if problem is not None:
+            skips.append((channel, problem))
+            continue
+        assert address is not None
+        usable.append(channel)
+        addresses[channel] = address
+    return usable, addresses, skips
+
+
+def _address(channel: str, recipient: Recipient, content: Content) -> str | None:
+    if channel == "email":
+        return recipient.emails[0] if recipient.emails else None
+    if channel == "webhook":
+        url = content.inline.get("webhook", {}).get("url")
+        return str(url) if url else None
+    return recipient.phones[0] if recipient.phones else None
+
+
+def _has_content(channel: str, content: Content) -> bool:
+    if channel == "webhook":
+        return "payload" in content.inline.get("webhook", {})
+    if content.template is not None:
+        return all(part in content.template.parts for part in (PARTS[channel][f] for f in REQUIRED[channel]))
+    fields = content.inline.get(channel, {})
+    return all(fields.get(f) for f in REQUIRED[channel]) and (channel != "email" or bool(_email_body(fields)))
+
+
+def _email_body(fields: Mapping[str, Any]) -> bool:
+    return bool(fields.get("text") or fields.get("html"))
+
+
+def template_values(recipient: Recipient, variables: Mapping[str, Any]) -> dict[str, Any]:
+    fields = dict(recipient.fields)
+    attributes = fields.pop("attributes", None) or {}
+    contact = {**attributes, **{k: v for k, v in fields.items() if v is not None}}
+    if recipient.emails:
+        contact.setdefault("email", recipient.emails[0])
+    if recipient.phones:
+        contact.setdefault("phone", recipient.phones[0])
+    return {"contact": contact, **variables}
+
+
+def _spec_for(channels: Sequence[str], content: Content) -> TemplateSpec | None:
+    """Only the parts of the channels in the plan: a variable used only on a skipped channel holds nothing."""
+    wanted = {PARTS[c][f] for c in channels if c in PARTS for f in PARTS[c]}
+    if content.template is not None:
+        spec = content.template
+        parts = {name: source for name, source in spec.parts.items() if name in wanted}
+        if not parts:
+            return None
+        return TemplateSpec(id=spec.id, version=spec.version, parts=parts, variables=spec.variables)
+    parts = {}
+    for channel in channels:
+        for field_name, part in PARTS.get(channel, {}).items():
+            value = content.inline.get(channel, {}).get(field_name)
+            if value:
+                parts[part] = str(value)
+    return TemplateSpec(id="inline", version=0, parts=parts) if parts else None
+
+
+def _render(channels: Sequence[str], recipient: Recipient, content: Content) -> dict[str, dict[str, Any]] | Held:
+    spec = _spec_for(channels, content)
+    result = render_template(spec, template_values(recipient, content.variables)) if spec is not None else None
+    if isinstance(result, Held):
+        return result
+    parts = result.parts if result is not None else {}
+    out: dict[str, dict[str, Any]] = {}
+    for channel in channels:
+        if channel == "webhook":
+            out[channel] = {"payload": content.inline["webhook"]["payload"]}
+            continue
+        out[channel] = {f: parts[p] for f, p in PARTS[channel].items() if p in parts}
+    return out

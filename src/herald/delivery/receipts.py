@@ -1,0 +1,138 @@
+"""Provider status callbacks: verify, record once per event, and move attempts and rows forward only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from herald.channels.base import EventKind, ProviderEvent
+from herald.channels.twilio_callbacks import REFERENCE_PARAM, parse_status_callback
+from herald.db.delivery_tables import messages, provider_events
+from herald.db.runtime import Runtime
+from herald.delivery import ledger
+from herald.delivery.bootstrap import twilio_settings
+from herald.delivery.settings import DeliverySettings, load_delivery_settings
+
+_DONE = {EventKind.DELIVERED, EventKind.READ, EventKind.ANSWERED}
+_DEAD = {EventKind.UNDELIVERED, EventKind.FAILED}
+
+
+def signed_url(public_callback_url: str, query: str) -> str:
+    """The URL the provider signed: our public callback URL with the parameters it was called with."""
+    return str(httpx.URL(public_callback_url).copy_merge_params(dict(parse_qsl(query, keep_blank_values=True))))
+
+
+def record_twilio_callback(
+    runtime: Runtime, query: str, headers: Mapping[str, str], body: bytes, delivery: DeliverySettings | None = None
+) -> int:
+    """Verify the X-Twilio-Signature (SignatureError if wrong) and apply the status; returns events applied."""
+    settings = twilio_settings(runtime.settings, delivery or load_delivery_settings())
+    url = signed_url(settings.status_callback_url, query)
+    reference = dict(parse_qsl(query)).get(REFERENCE_PARAM)
+    with runtime.engine.connect() as conn:
+        attempt = ledger.attempt_by_reference(conn, reference) if reference else None
+    provider = attempt["provider"] if attempt else "twilio_sms"
+    token = settings.auth_token.get_secret_value()
+    events = parse_status_callback(provider=provider, auth_token=token, url=url, headers=headers, body=body)
+    with runtime.engine.begin() as conn:
+        return apply_events(conn, events, runtime.clock.now())
+
+
+def apply_events(conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.datetime) -> int:
+    """Each event once (a unique key, not a check); a replayed callback changes nothing."""
+    applied = 0
+    for event in events:
+        attempt = ledger.attempt_by_reference(conn, event.reference) if event.reference else None
+        if not _record(conn, event, attempt, now):
+            continue
+        applied += 1
+        if attempt is not None:
+            _apply(conn, event, attempt, now)
+    return applied
+
+
+def _record(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any] | None, now: dt.datetime) -> bool:
+    key = f"{event.provider}:{event.provider_message_id or event.reference}:{event.kind.value}"
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(provider_events)
+        .values(
+            dedup_key=key[:300],
+            provider=event.provider,
+            kind=event.kind.value,
+            provider_message_id=event.provider_message_id,
+            reference=event.reference,
+            attempt_id=attempt["id"] if attempt else None,
+            error_code=event.error_code,
+            occurred_at=event.occurred_at,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(provider_events.c.id)
+    )
+    return conn.execute(statement).scalar() is not None
+
+
+def _apply(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any], now: dt.datetime) -> None:
+    pid = {"provider_message_id": event.provider_message_id} if event.provider_message_id else {}
+    if event.kind in _DONE:
+        # Delivered anywhere ends the plan, even for an earlier channel after a failover.
+        ledger.advance_attempt(conn, attempt["id"], "delivered", pid, now=now)
+        ledger.advance_message(conn, attempt["message_id"], "delivered", {"delivered_at": now}, now=now)
+    elif event.kind == EventKind.SENT:
+        ledger.advance_attempt(conn, attempt["id"], "sent", pid, now=now)
+        _current_only(conn, attempt, ("unknown",), {"status": "sent", "status_rank": ledger.rank("sent")}, now)
+    elif event.kind in _DEAD:
+        values = {**pid, "error_code": event.error_code, "note": f"receipt:{event.kind.value}"}
+        if ledger.advance_attempt(conn, attempt["id"], "failed", values, now=now):
+            _fail_over(conn, attempt, event, now)
+
+
+def _current_only(
+    conn: sa.Connection,
+    attempt: Mapping[str, Any],
+    statuses: Sequence[str],
+    values: Mapping[str, Any],
+    now: dt.datetime,
+) -> bool:
+    result = conn.execute(
+        sa.update(messages)
+        .where(
+            messages.c.id == attempt["message_id"],
+            messages.c.current_attempt_id == attempt["id"],
+            messages.c.status.in_(list(statuses)),
+        )
+        .values({**values, "lease_until": None, "updated_at": now})
+    )
+    return result.rowcount == 1
+
+
+def _fail_over(conn: sa.Connection, attempt: Mapping[str, Any], event: ProviderEvent, now: dt.datetime) -> None:
+    """A definitive failure receipt for the row's current attempt moves the plan to its next channel.
+
+    The only backward move a receipt makes (sent → queued), and only by compare-and-set on the current
+    attempt, so a receipt for an older attempt cannot disturb the channel now in use.
+    """
+    row = ledger.get_message(conn, attempt["message_id"])
+    if row is None:
+        return
+    reason = f"receipt:{event.kind.value}:{event.error_code or ''}".rstrip(":")
+    skips = [*row["skips"], {"channel": attempt["channel"], "reason": reason, "at": now.isoformat()}]
+    if row["plan_index"] + 1 < len(row["channels"]):
+        values: dict[str, Any] = {
+            "status": "queued",
+            "status_rank": ledger.rank("queued"),
+            "plan_index": row["plan_index"] + 1,
+            "retries": 0,
+            "available_at": now,
+            "skips": skips,
+        }
+    else:
+        values = {"status": "failed", "status_rank": ledger.rank("failed"), "skips": skips, "last_error": reason}
+    _current_only(conn, attempt, ("sent", "unknown"), values, now)

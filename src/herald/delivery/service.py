@@ -1,0 +1,380 @@
+"""The delivery service: accept a send (idempotently, committed before 202), show a message, keep templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from herald.consent.ledger import load_events
+from herald.contacts.service import ContactInput, upsert_contact
+from herald.contacts.store import get_person, identifiers_of
+from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
+from herald.db.delivery_tables import idempotency_keys, message_templates, messages, provider_events
+from herald.db.runtime import Runtime
+from herald.delivery import breaker, ledger
+from herald.delivery.planner import (
+    CHANNELS,
+    MESSAGE_CLASSES,
+    Content,
+    PlannedMessage,
+    Recipient,
+    Request,
+    Rules,
+    Skip,
+    plan_message,
+)
+from herald.delivery.settings import DeliverySettings, load_delivery_settings
+from herald.delivery.worker import quiet_policy
+from herald.schedule.caps import SendRecord
+from herald.schedule.quiet_hours import MessageClass
+from herald.templates.render import TemplateSpec, VariableSpec, compile_template
+
+ACCEPTED = 202
+
+
+class IdempotencyConflictError(ConflictError):
+    code = "idempotency_conflict"
+
+
+class IdempotencyKeyRequiredError(HeraldError):
+    code = "idempotency_key_required"
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    message_class: str
+    channels: Sequence[str]
+    contact_id: int | None = None
+    email: str | None = None
+    phone: str | None = None
+    handle: str | None = None
+    template_id: str | None = None
+    template_version: int | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    content: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    not_before: dt.datetime | None = None
+    message_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class _LostRace(Exception):
+    """Another request with the same idempotency key committed first."""
+
+
+def request_hash(payload: Mapping[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_key(key: str | None) -> str:
+    if not key or len(key) > 255 or not key.isprintable():
+        raise IdempotencyKeyRequiredError("Send an Idempotency-Key header (1-255 printable characters).")
+    return key
+
+
+def _replay(conn: sa.Connection, principal: str, key: str, digest: str) -> Submitted | None:
+    stored = (
+        conn.execute(
+            sa.select(idempotency_keys).where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+        )
+        .mappings()
+        .first()
+    )
+    if stored is None:
+        return None
+    if stored["request_hash"] != digest:
+        raise IdempotencyConflictError(
+            "This Idempotency-Key was already used with a different request.", idempotency_key=key
+        )
+    return Submitted(stored["status_code"], dict(stored["response"]), replayed=True)
+
+
+def submit_message(
+    runtime: Runtime,
+    principal: str,
+    idempotency_key: str | None,
+    payload: Mapping[str, Any],
+    request: SendRequest,
+    delivery: DeliverySettings | None = None,
+) -> Submitted:
+    """Plan and enqueue one message; the ledger row and the idempotency record commit together, then we answer."""
+    key = _check_key(idempotency_key)
+    digest = request_hash(payload)
+    with runtime.engine.connect() as conn:
+        replay = _replay(conn, principal, key, digest)
+    if replay is not None:
+        return replay
+    _validate(request)
+    delivery = delivery or load_delivery_settings()
+    person_id = _resolve_recipient(runtime, request)
+    planned, version = _plan(runtime, person_id, request, delivery)
+    message_key = request.message_key or f"idem:{principal}:{key}"
+    try:
+        with runtime.engine.begin() as conn:
+            new = _new_message(person_id, message_key, request, planned, version, runtime.clock.now())
+            enqueued = ledger.enqueue(conn, new, runtime.clock.now())
+            row = ledger.get_message(conn, enqueued.id)
+            assert row is not None
+            body = _accepted_body(row, duplicate=not enqueued.created)
+            if not _store_key(conn, principal, key, digest, body, enqueued.id, runtime.clock.now()):
+                raise _LostRace
+    except _LostRace:
+        with runtime.engine.connect() as conn:
+            replay = _replay(conn, principal, key, digest)
+        assert replay is not None
+        return replay
+    return Submitted(ACCEPTED, body)
+
+
+def _validate(request: SendRequest) -> None:
+    if request.message_class not in MESSAGE_CLASSES:
+        raise InvalidInputError(f"class must be one of {', '.join(MESSAGE_CLASSES)}", field="class")
+    unknown = [c for c in request.channels if c not in CHANNELS]
+    if unknown or not request.channels:
+        raise InvalidInputError(f"channels must be a non-empty list of {', '.join(CHANNELS)}", field="channels")
+    given = [v for v in (request.contact_id, request.email, request.phone, request.handle) if v is not None]
+    if len(given) != 1:
+        raise InvalidInputError("Name the recipient with exactly one of contact_id, email, phone, handle.", field="to")
+    if (request.template_id is None) == (not request.content):
+        raise InvalidInputError("Give either template_id or inline content.", field="content")
+    if request.not_before is not None and request.not_before.tzinfo is None:
+        raise InvalidInputError("not_before needs a time zone (e.g. 2026-11-23T09:00:00Z).", field="not_before")
+
+
+def _resolve_recipient(runtime: Runtime, request: SendRequest) -> int:
+    if request.contact_id is not None:
+        with runtime.engine.connect() as conn:
+            person = get_person(conn, request.contact_id)
+            while person["status"] == "merged" and person["merged_into_id"]:
+                person = get_person(conn, person["merged_into_id"])
+        if person["status"] != "active":
+            raise ConflictError(f"Person {request.contact_id} is {person['status']}.", id=request.contact_id)
+        return int(person["id"])
+    data = ContactInput(
+        emails=[request.email] if request.email else [],
+        phones=[request.phone] if request.phone else [],
+        handles=[request.handle] if request.handle else [],
+    )
+    person_id, _ = upsert_contact(
+        runtime.engine, runtime.clock, data, default_region=runtime.settings.default_region, source="messages"
+    )
+    return person_id
+
+
+def _recipient(conn: sa.Connection, person_id: int) -> Recipient:
+    person = get_person(conn, person_id)
+    idents = identifiers_of(conn, person_id)
+    fields = {
+        k: person[k] for k in ("first_name", "last_name", "company", "country", "locale", "timezone", "attributes")
+    }
+    return Recipient(
+        person_id=person_id,
+        fields=fields,
+        emails=tuple(i["value"] for i in idents if i["kind"] == "email"),
+        phones=tuple(i["key"] for i in idents if i["kind"] == "phone"),
+        consent=tuple(load_events(conn, [person_id])[person_id]),
+    )
+
+
+def _plan(
+    runtime: Runtime, person_id: int, request: SendRequest, delivery: DeliverySettings
+) -> tuple[PlannedMessage | Skip, int | None]:
+    now = runtime.clock.now()
+    rules = Rules(
+        quiet_hours=quiet_policy(delivery, runtime.settings.default_region),
+        account_zone=delivery.default_timezone,
+        caps=delivery.cap_rules(),
+    )
+    with runtime.engine.connect() as conn:
+        recipient = _recipient(conn, person_id)
+        template = _load_template(conn, request.template_id, request.template_version) if request.template_id else None
+        recent = _recent_sends(conn, person_id, now) if rules.caps else ()
+    content = Content(template=template, inline=request.content, variables=request.variables)
+    message_class: MessageClass = request.message_class  # type: ignore[assignment]
+    plan_request = Request(message_class, tuple(request.channels), now, request.not_before)
+    version = template.version if template is not None else None
+    return plan_message(plan_request, recipient, content, rules, recent), version
+
+
+def _recent_sends(conn: sa.Connection, person_id: int, now: dt.datetime) -> list[SendRecord]:
+    query = sa.select(
+        messages.c.channels,
+        messages.c.plan_index,
+        messages.c.message_class,
+        messages.c.sent_at,
+        messages.c.available_at,
+        messages.c.status,
+        messages.c.releasable,
+    ).where(messages.c.person_id == person_id, messages.c.status != "failed")
+    records = []
+    for row in conn.execute(query).mappings():
+        if row["status"] == "held" and not row["releasable"]:
+            continue
+        at = row["sent_at"] or row["available_at"]
+        records.append(SendRecord(row["channels"][row["plan_index"]], row["message_class"], at))
+    return records
+
+
+def _new_message(
+    person_id: int,
+    message_key: str,
+    request: SendRequest,
+    planned: PlannedMessage | Skip,
+    template_version: int | None,
+    now: dt.datetime,
+) -> ledger.NewMessage:
+    if isinstance(planned, Skip):
+        # Nothing can go, but the row still records the decision (and keeps the key taken).
+        return ledger.NewMessage(
+            person_id=person_id,
+            message_key=message_key,
+            message_class=request.message_class,
+            status="held",
+            channels=list(request.channels),
+            addresses={},
+            content={},
+            available_at=now,
+            hold_reason=planned.reason,
+            skips=[{"channel": c, "reason": r} for c, r in planned.skips],
+            template_id=request.template_id,
+            template_version=template_version,
+        )
+    return ledger.NewMessage(
+        person_id=person_id,
+        message_key=message_key,
+        message_class=request.message_class,
+        status=planned.status,
+        channels=planned.channels,
+        addresses=planned.addresses,
+        content=planned.content,
+        available_at=planned.available_at,
+        zones=planned.zones,
+        zone_source=planned.zone_source,
+        hold_reason=planned.hold_reason,
+        releasable=planned.releasable,
+        skips=[{"channel": c, "reason": r} for c, r in planned.skips],
+        template_id=request.template_id,
+        template_version=template_version,
+    )
+
+
+def _accepted_body(row: Mapping[str, Any], *, duplicate: bool) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "hold_reason": row["hold_reason"],
+        "available_at": row["available_at"].isoformat(),
+        "channels": list(row["channels"]),
+        "skips": list(row["skips"]),
+        "duplicate": duplicate,
+    }
+
+
+def _store_key(
+    conn: sa.Connection, principal: str, key: str, digest: str, body: dict[str, Any], message_id: int, now: dt.datetime
+) -> bool:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(idempotency_keys)
+        .values(
+            principal=principal,
+            key=key,
+            request_hash=digest,
+            status_code=ACCEPTED,
+            response=body,
+            message_id=message_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(idempotency_keys.c.id)
+    )
+    return conn.execute(statement).scalar() is not None
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def message_detail(runtime: Runtime, message_id: int) -> dict[str, Any]:
+    with runtime.engine.connect() as conn:
+        row = ledger.get_message(conn, message_id)
+        if row is None:
+            raise NotFoundError(f"No message with id {message_id}.", id=message_id)
+        attempts = ledger.attempts_of(conn, message_id)
+        ids = [a["id"] for a in attempts]
+        receipts = conn.execute(
+            sa.select(provider_events).where(provider_events.c.attempt_id.in_(ids)).order_by(provider_events.c.id)
+        ).mappings()
+        events = [dict(r) for r in receipts] if ids else []
+    hidden = {"lease_token", "status_rank", "content"}
+    detail = {k: v for k, v in row.items() if k not in hidden}
+    detail["attempts"] = [{k: v for k, v in a.items() if k not in {"status_rank", "lease_token"}} for a in attempts]
+    detail["receipts"] = [{k: v for k, v in e.items() if k != "dedup_key"} for e in events]
+    return detail
+
+
+def provider_health(runtime: Runtime) -> list[dict[str, Any]]:
+    with runtime.engine.connect() as conn:
+        return breaker.list_health(conn)
+
+
+# --- stored templates --------------------------------------------------------------------------------
+
+
+def _spec(template_id: str, version: int, parts: Mapping[str, str], variables: Mapping[str, Any]) -> TemplateSpec:
+    specs = {path: VariableSpec(fallback=None if fb is None else str(fb)) for path, fb in variables.items()}
+    return TemplateSpec(id=template_id, version=version, parts=dict(parts), variables=specs)
+
+
+def create_template(
+    runtime: Runtime, template_id: str, parts: Mapping[str, str], variables: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """Store a new immutable version (compiled and vetted first, so a broken template is refused now)."""
+    now = runtime.clock.now()
+    with runtime.engine.begin() as conn:
+        latest = conn.execute(
+            sa.select(sa.func.max(message_templates.c.version)).where(message_templates.c.template_id == template_id)
+        ).scalar()
+        version = int(latest or 0) + 1
+        compile_template(_spec(template_id, version, parts, variables))
+        conn.execute(
+            message_templates.insert().values(
+                template_id=template_id, version=version, parts=dict(parts), variables=dict(variables), created_at=now
+            )
+        )
+    return {"id": template_id, "version": version, "parts": dict(parts), "variables": dict(variables)}
+
+
+def template_versions(runtime: Runtime, template_id: str) -> list[dict[str, Any]]:
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(message_templates)
+            .where(message_templates.c.template_id == template_id)
+            .order_by(message_templates.c.version)
+        ).mappings()
+        found = [{k: r[k] for k in ("version", "parts", "variables", "created_at")} for r in rows]
+    if not found:
+        raise NotFoundError(f"No template {template_id!r}.", id=template_id)
+    return found
+
+
+def _load_template(conn: sa.Connection, template_id: str, version: int | None) -> TemplateSpec:
+    query = sa.select(message_templates).where(message_templates.c.template_id == template_id)
+    if version is not None:
+        query = query.where(message_templates.c.version == version)
+    row = conn.execute(query.order_by(message_templates.c.version.desc()).limit(1)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No template {template_id!r} version {version or 'latest'}.", id=template_id)
+    return _spec(template_id, row["version"], row["parts"], row["variables"])
