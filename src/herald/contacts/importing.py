@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -26,6 +28,7 @@ from herald.db.runtime import instance_secret
 from herald.db.tables import import_batches, import_rejects
 
 CHUNK_ROWS = 2000
+log = logging.getLogger(__name__)
 COUNT_KEYS = (
     "created",
     "updated",
@@ -190,6 +193,27 @@ class _Importer:
         self.rejects.extend(self.pending_rejects)
 
 
+@dataclass
+class _Pass:
+    """One pass over one file: where validated chunks come from and where progress goes."""
+
+    source: Any
+    name: str
+    layout: str
+    region: str
+    workers: int
+    pool: Executor | None
+    total: int
+    progress: Progress | None
+
+    def chunks(self) -> Iterator[list[Incoming | Reject]]:
+        return _validated(self.source, self.region, self.workers, self.pool)
+
+    def advanced(self, processed: int) -> None:
+        if self.progress:
+            self.progress(processed, max(self.total, processed))
+
+
 def run_import(
     engine: sa.Engine,
     clock: Clock,
@@ -207,27 +231,22 @@ def run_import(
 ) -> ImportReport:
     """Import one file. Bad rows are rejected with reasons; a failure rolls the whole batch back."""
     name = file_name or path.name
-    region = default_region.upper()
     importer = _Importer(engine, clock, dry_run=dry_run, actor=actor)
     total = estimate_rows(path)
     with open_any(path, fmt) as source:
         layout = source.format
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        run = _Pass(source, name, layout, default_region.upper(), workers, pool, total, progress)
         try:
             if dry_run:
-                processed = _dry_run(
-                    engine, clock, importer, source, name, layout, region, workers, pool, total, progress
-                )
-                return ImportReport(
-                    None, name, layout, True, "dry_run", processed, _counts(importer.counts), importer.rejects
-                )
+                processed = _dry_run(engine, clock, importer, run)
+                counts = _counts(importer.counts)
+                return ImportReport(None, name, layout, True, "dry_run", processed, counts, importer.rejects)
             if batch_id is None:
-                batch_id = create_batch(engine, clock, name, layout, region, status="running")
+                batch_id = create_batch(engine, clock, name, layout, run.region, status="running")
             else:
                 _set_batch(engine, batch_id, status="running", format=layout, total_rows=total)
-            processed = _commit_run(
-                engine, importer, batch_id, source, name, layout, region, workers, pool, total, progress
-            )
+            processed = _commit_run(engine, importer, batch_id, run)
         except Exception as exc:
             if batch_id is not None and not dry_run:
                 _fail_and_roll_back(engine, clock, batch_id, exc)
@@ -249,61 +268,72 @@ def run_import(
     return ImportReport(batch_id, name, layout, False, "done", processed, counts, importer.rejects, rejects_file)
 
 
-def _dry_run(
+def start_import(
     engine: sa.Engine,
     clock: Clock,
-    importer: _Importer,
-    source: Any,
-    name: str,
-    layout: str,
-    region: str,
-    workers: int,
-    pool: Executor | None,
-    total: int,
-    progress: Progress | None,
-) -> int:
+    path: Path,
+    *,
+    batch_id: int,
+    fmt: str,
+    default_region: str,
+    file_name: str,
+    rejects_dir: Path,
+    actor: str,
+) -> threading.Thread:
+    """Run an already created batch beside the caller (API upload, web upload); progress is on its row."""
+
+    def work() -> None:
+        try:
+            run_import(
+                engine,
+                clock,
+                path,
+                fmt=fmt,
+                default_region=default_region,
+                batch_id=batch_id,
+                file_name=file_name,
+                rejects_dir=rejects_dir,
+                actor=actor,
+            )
+        except Exception:
+            # run_import already rolled the batch back and stored the error on its row.
+            log.exception("import batch %s failed", batch_id)
+
+    thread = threading.Thread(target=work, daemon=True, name=f"import-{batch_id}")
+    thread.start()
+    return thread
+
+
+def _dry_run(engine: sa.Engine, clock: Clock, importer: _Importer, run: _Pass) -> int:
     processed = 0
     with engine.connect() as conn:
         trans = conn.begin()
         try:
-            batch_id = _insert_batch(conn, clock.now(), name, layout, region, "dry_run")
-            for items in _validated(source, region, workers, pool):
-                importer.resolve_chunk(conn, batch_id, layout, name, items)
+            batch_id = _insert_batch(conn, clock.now(), run.name, run.layout, run.region, "dry_run")
+            for items in run.chunks():
+                importer.resolve_chunk(conn, batch_id, run.layout, run.name, items)
                 importer.accept_chunk()
                 processed += len(items)
-                if progress:
-                    progress(processed, max(total, processed))
+                run.advanced(processed)
         finally:
             trans.rollback()  # a dry run changes nothing
     return processed
 
 
-def _commit_run(
-    engine: sa.Engine,
-    importer: _Importer,
-    batch_id: int,
-    source: Any,
-    name: str,
-    layout: str,
-    region: str,
-    workers: int,
-    pool: Executor | None,
-    total: int,
-    progress: Progress | None,
-) -> int:
+def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pass) -> int:
     processed = 0
-    for items in _validated(source, region, workers, pool):
+    for items in run.chunks():
         for attempt in range(3):
             try:
                 with engine.begin() as conn:
-                    importer.resolve_chunk(conn, batch_id, layout, name, items)
+                    importer.resolve_chunk(conn, batch_id, run.layout, run.name, items)
                     processed_now = processed + len(items)
                     conn.execute(
                         import_batches.update()
                         .where(import_batches.c.id == batch_id)
                         .values(
                             processed_rows=processed_now,
-                            total_rows=max(total, processed_now),
+                            total_rows=max(run.total, processed_now),
                             counts=_counts(importer.counts + importer.pending_counts),
                         )
                     )
@@ -315,8 +345,7 @@ def _commit_run(
                     raise
         importer.accept_chunk()
         processed += len(items)
-        if progress:
-            progress(processed, max(total, processed))
+        run.advanced(processed)
     return processed
 
 

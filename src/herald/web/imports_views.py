@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,13 +13,11 @@ from herald.auth.audit import record_audit
 from herald.contacts import importing, undo
 from herald.contacts.importers import FORMATS
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
-from herald.db.runtime import Runtime
 from herald.web.contacts_views import StaffDep, not_found
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter(prefix="/imports")
-log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 FINISHED = frozenset({"done", "failed", "undone"})
@@ -43,25 +39,6 @@ COUNT_LABELS = (
     ("suppressed", "Suppressed"),
 )
 NOTICES = {"undone": "The import was undone: the people it created are gone and the ones it changed are restored."}
-
-
-def _run(runtime: Runtime, batch_id: int, path: Path, fmt: str, region: str, name: str, actor: str) -> None:
-    try:
-        importing.run_import(
-            runtime.engine,
-            runtime.clock,
-            path,
-            fmt=fmt,
-            default_region=region,
-            batch_id=batch_id,
-            file_name=name,
-            workers=1,
-            rejects_dir=runtime.settings.data_dir / "imports",
-            actor=actor,
-        )
-    except Exception:
-        # run_import already rolled the batch back and stored the error on its row; the page shows it.
-        log.exception("import batch %s failed", batch_id)
 
 
 def _form_page(
@@ -139,8 +116,17 @@ async def start_import(
         runtime.engine, runtime.clock, "import.started", actor=actor, target=f"import {batch_id}", details=details
     )
     # The batch row is durable before we answer; the work runs beside the request and reports progress.
-    args = (runtime, batch_id, path, format, chosen_region, name, signed_in.user.email)
-    threading.Thread(target=_run, args=args, daemon=True, name=f"import-{batch_id}").start()
+    importing.start_import(
+        runtime.engine,
+        runtime.clock,
+        path,
+        batch_id=batch_id,
+        fmt=format,
+        default_region=chosen_region,
+        file_name=name,
+        rejects_dir=runtime.settings.data_dir / "imports",
+        actor=signed_in.user.email,
+    )
     return redirect(request, f"/imports/{batch_id}")
 
 

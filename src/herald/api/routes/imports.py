@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +15,9 @@ from herald.contacts import importing, undo
 from herald.contacts.export import neutralise
 from herald.contacts.importers import FORMATS
 from herald.core.errors import InvalidInputError
-from herald.db.runtime import Runtime
 
 router = APIRouter(tags=["imports"])
-log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-
-
-def _run(runtime: Runtime, batch_id: int, path: Path, fmt: str, region: str, name: str) -> None:
-    try:
-        importing.run_import(
-            runtime.engine,
-            runtime.clock,
-            path,
-            fmt=fmt,
-            default_region=region,
-            batch_id=batch_id,
-            file_name=name,
-            workers=1,
-            rejects_dir=runtime.settings.data_dir / "imports",
-            actor="api",
-        )
-    except Exception:
-        # run_import already rolled the batch back and stored the error on its row for GET /api/imports/{id}.
-        log.exception("import batch %s failed", batch_id)
 
 
 @router.post("/imports", status_code=202)
@@ -66,7 +43,17 @@ async def upload_import(
                 raise InvalidInputError("The file is larger than 512 MiB.", field="file")
             out.write(chunk)
     # The batch is durable before we answer; the work runs beside the request and reports progress.
-    threading.Thread(target=_run, args=(runtime, batch_id, path, format, region, name), daemon=True).start()
+    importing.start_import(
+        runtime.engine,
+        runtime.clock,
+        path,
+        batch_id=batch_id,
+        fmt=format,
+        default_region=region,
+        file_name=name,
+        rejects_dir=folder,
+        actor="api",
+    )
     return {"id": batch_id, "status": "pending", "progress_url": f"/api/imports/{batch_id}"}
 
 
