@@ -25,6 +25,7 @@ from herald.db.tables import (
     merge_suggestions,
     people,
     source_records,
+    tombstones,
 )
 
 # How a file's member status maps to consent events ('pending' and 'non_subscribed' say nothing).
@@ -129,8 +130,11 @@ class Resolver:
         keys = {(i.kind, i.key) for r in records for i in r.identifiers}
         self._key_owner.update(lookup_keys(self.conn, keys))
         self._existing.update(people_by_id(self.conn, {pid for pid in self._key_owner.values() if pid > 0}))
-        hashes = {tombstone_hash(self.secret, k, key): (k, key) for k, key in keys}
-        self._tombstoned_keys = {hashes[h] for h in tombstoned(self.conn, hashes)}
+        self._tombstoned_keys: set[tuple[str, str]] = set()
+        # Keyed hashing costs as much as the lookup itself; skip both until someone was erased.
+        if self.conn.scalar(sa.select(sa.exists().select_from(tombstones))):
+            hashes = {tombstone_hash(self.secret, k, key): (k, key) for k, key in keys}
+            self._tombstoned_keys = {hashes[h] for h in tombstoned(self.conn, hashes)}
 
     def _owner(self, pid: int) -> int:
         # Follow merges decided (or made) earlier to the surviving person.
