@@ -284,7 +284,9 @@ class Resolver:
         fresh = [p for p in dict.fromkeys(pids) if p > 0 and p not in self._journaled]
         if not fresh:
             return
-        rows = people_by_id(self.conn, fresh)
+        # Rows loaded for this chunk still hold the stored state: journaling runs before any write.
+        rows = {p: self._existing[p] for p in fresh if p in self._existing}
+        rows.update(people_by_id(self.conn, [p for p in fresh if p not in rows]))
         created_here = {p for p, r in rows.items() if r["created_batch_id"] == self.batch_id}
         values = [
             {"batch_id": self.batch_id, "person_id": p, "before": person_fields(rows[p])}
