@@ -24,7 +24,8 @@ from herald.channels.base import (
     RenderedMessage,
     SignatureError,
 )
-from herald.channels.mime import BuiltEmail, build_email
+from herald.channels.mime import BuiltEmail, build_email, parse_mailbox
+from herald.channels.mime import message_id as format_message_id
 from herald.core.clock import Clock
 
 _DOT_STUFF = re.compile(rb"(?m)^\.")
@@ -149,6 +150,11 @@ class SmtpEmailProvider:
             status=str(reply.code),
             accepted_at=self._clock.now(),
         )
+
+    def message_id(self, message: RenderedMessage) -> str:
+        """The Message-ID `send` gives this message: what a relay's log can be searched for."""
+        sender = parse_mailbox(message.sender or self._config.default_sender)
+        return format_message_id(message.reference, sender.domain)
 
     def parse_callback(self, url: str, headers: Mapping[str, str], body: bytes) -> Sequence[ProviderEvent]:
         # SMTP has no callback channel: bounces come back as mail (DSNs) by another route. No request can

@@ -42,17 +42,13 @@ def bench_send(
     connections: int = typer.Option(8, "--connections", min=1, help="SMTP connections (raw and Herald alike)."),
     database_url: str | None = typer.Option(None, "--database-url", help="Empty database (default: temp SQLite)."),
 ) -> None:
-    """Raw aiosmtplib throughput with pre-built messages, then Herald end to end, and the ratio."""
+    """Raw aiosmtplib throughput with pre-built messages, then Herald end to end over HTTP, and the ratio."""
     from herald.bench import send
 
     host, _, port = smtp.rpartition(":")
     result = send.run(count, host, int(port), connections, database_url)
-    console.print(f"raw limit (pre-built, {connections} connections): {result.raw_rate:,.0f} msgs/s")
-    console.print(f"herald intake (plan + ledger commit):   {result.intake_rate:,.0f} msgs/s")
-    console.print(f"herald delivery (ledger → worker → SMTP): {result.delivery_rate:,.0f} msgs/s")
-    console.print(f"herald end to end:                      {result.end_to_end_rate:,.0f} msgs/s")
-    console.print(f"ratio delivery / raw: {result.delivery_rate / result.raw_rate:.0%}")
-    console.print(f"ratio end to end / raw: {result.end_to_end_rate / result.raw_rate:.0%}")
+    for line in result.lines(connections):
+        console.print(line)
 
 
 @bench_app.command("ledger")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
 from herald.channels.base import ChannelProvider
 from herald.channels.maildir import MaildirEmailProvider
+from herald.channels.postfix_log import PostfixLog
 from herald.channels.registry import ChannelRegistry
 from herald.channels.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorConfig, SimulatorServer
 from herald.channels.smtp import SmtpConfig, SmtpEmailProvider, SmtpSecurity
@@ -19,6 +22,7 @@ from herald.channels.twilio import TwilioSettings, build_providers
 from herald.channels.webhook import SignedWebhookProvider, WebhookConfig
 from herald.core.clock import Clock
 from herald.core.settings import Settings
+from herald.delivery.reconcile import AcceptanceLog
 from herald.delivery.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
@@ -28,9 +32,11 @@ CALLBACK_PATH = "/hooks/twilio/status"
 
 @dataclass
 class Providers:
-    """The registry plus what must be closed with it (HTTP pools, SMTP connections, the embedded simulator)."""
+    """The registry plus what must be closed with it (HTTP pools, SMTP connections, the embedded simulator),
+    and the relay logs that can reconcile a provider's unknown outcomes (by provider name)."""
 
     registry: ChannelRegistry
+    relay_logs: dict[str, AcceptanceLog] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     simulator_url: str | None = None
@@ -93,6 +99,9 @@ def build_registry(settings: Settings, delivery: DeliverySettings, clock: Clock,
     providers.registry.register(email)
     if isinstance(email, SmtpEmailProvider):
         providers.closers.append(email.aclose)
+        if delivery.smtp_reconcile_log:
+            settle = dt.timedelta(seconds=delivery.smtp_reconcile_settle_seconds)
+            providers.relay_logs[email.name] = PostfixLog(Path(delivery.smtp_reconcile_log), settle=settle)
     base_url = None
     if not twilio_configured() and delivery.embedded_simulator:
         base_url = providers.simulator_url = _start_simulator(providers, delivery)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,7 +206,9 @@ def start_attempt(
     values = {
         "message_id": claimed.id,
         "number": number,
-        "reference": f"hm{claimed.id}-{number}",
+        # Globally unique (RFC 5322 §3.6.4: it becomes the Message-ID): row ids repeat across installations
+        # and databases sharing a relay, and the relay's log is searched for exactly this value.
+        "reference": f"hm{claimed.id}-{number}-{secrets.token_hex(4)}",
         "channel": channel,
         "provider": provider,
         "status": "submitting",

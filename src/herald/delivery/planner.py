@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,7 +12,7 @@ from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
 from herald.consent.policy import ConsentEvent, can_contact
 from herald.schedule.caps import CapRule, SendRecord, check_caps
 from herald.schedule.quiet_hours import MessageClass, QuietHoursPolicy, decide_send_time
-from herald.schedule.timezones import resolve_zone
+from herald.schedule.timezones import country_zones, load_zone, resolve_zone
 from herald.templates.render import Held, TemplateSpec, render_template
 
 CHANNELS = ("email", "sms", "whatsapp", "voice", "webhook")
@@ -124,6 +125,7 @@ def plan_message(
         return replace(base, available_at=start, hold_reason=caps.reason)
     if not caps.allowed and caps.release_at is not None:
         start = max(start, caps.release_at)
+    keep_zones_loaded(zone.zones, rules.quiet_hours)
     decision = decide_send_time(start, zone.zones, rules.quiet_hours, request.message_class)
     if decision.send_at is None:
         return replace(base, available_at=start, hold_reason=f"quiet_hours:{decision.reason}")
@@ -223,3 +225,17 @@ def _render(channels: Sequence[str], recipient: Recipient, content: Content) -> 
             continue
         out[channel] = {f: parts[p] for f, p in PARTS[channel].items() if p in parts}
     return out
+
+
+_held_zones: dict[str, zoneinfo.ZoneInfo] = {}
+
+
+def keep_zones_loaded(names: Sequence[str], policy: QuietHoursPolicy) -> None:
+    """Hold a reference to every zone in use. ZoneInfo caches weakly (plus 8 strong entries), so a region's
+    29 fallback zones were re-read from tzdata on every message; held here, each is read once per process."""
+    for name in names or policy.fallback_zones or country_zones(policy.default_country):
+        if name not in _held_zones:
+            try:
+                _held_zones[name] = load_zone(name)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+                continue  # decide_send_time reports it

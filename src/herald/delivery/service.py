@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.consent.ledger import load_events
-from herald.contacts.service import ContactInput, upsert_contact
+from herald.contacts.resolve import Resolver
+from herald.contacts.service import ContactInput, to_incoming
 from herald.contacts.store import get_person, identifiers_of
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
 from herald.db.delivery_tables import idempotency_keys, message_templates, messages, provider_events
-from herald.db.runtime import Runtime
+from herald.db.runtime import Runtime, instance_secret
 from herald.delivery import breaker, ledger
 from herald.delivery.planner import (
     CHANNELS,
@@ -110,26 +111,29 @@ def submit_message(
     request: SendRequest,
     delivery: DeliverySettings | None = None,
 ) -> Submitted:
-    """Plan and enqueue one message; the ledger row and the idempotency record commit together, then we answer."""
+    """Plan and enqueue one message; the ledger row and the idempotency record commit together, then we answer.
+
+    One transaction for everything (replay check, recipient, planning, ledger row, key): on SQLite every
+    transaction takes the single write lock, so fewer of them per request is what lets intake scale.
+    """
     key = _check_key(idempotency_key)
     digest = request_hash(payload)
-    with runtime.engine.connect() as conn:
-        replay = _replay(conn, principal, key, digest)
-    if replay is not None:
-        return replay
     _validate(request)
     delivery = delivery or load_delivery_settings()
-    person_id = _resolve_recipient(runtime, request)
-    planned, version = _plan(runtime, person_id, request, delivery)
+    secret = _tombstone_secret(runtime)
     message_key = request.message_key or f"idem:{principal}:{key}"
     try:
         with runtime.engine.begin() as conn:
-            new = _new_message(person_id, message_key, request, planned, version, runtime.clock.now())
-            enqueued = ledger.enqueue(conn, new, runtime.clock.now())
-            row = ledger.get_message(conn, enqueued.id)
-            assert row is not None
-            body = _accepted_body(row, duplicate=not enqueued.created)
-            if not _store_key(conn, principal, key, digest, body, enqueued.id, runtime.clock.now()):
+            replay = _replay(conn, principal, key, digest)
+            if replay is not None:
+                return replay
+            now = runtime.clock.now()
+            person_id = _resolve_recipient(conn, runtime, request, secret, now)
+            planned, version = _plan(conn, runtime, person_id, request, delivery, now)
+            new = _new_message(person_id, message_key, request, planned, version, now)
+            enqueued = ledger.enqueue(conn, new, now)
+            body = _accepted_body(conn, enqueued, new)
+            if not _store_key(conn, principal, key, digest, body, enqueued.id, now):
                 raise _LostRace
     except _LostRace:
         with runtime.engine.connect() as conn:
@@ -137,6 +141,22 @@ def submit_message(
         assert replay is not None
         return replay
     return Submitted(ACCEPTED, body)
+
+
+_secrets: dict[int, tuple[sa.Engine, str]] = {}
+
+
+def _tombstone_secret(runtime: Runtime) -> str:
+    """The installation's tombstone secret (never changes once made): read once per engine, not per request."""
+    cached = _secrets.get(id(runtime.engine))
+    if cached is None or cached[0] is not runtime.engine:
+        try:
+            secret = instance_secret(runtime.engine, "tombstone")
+        except sa.exc.IntegrityError:
+            # Concurrent first requests on a new installation race to create it; the winner's value stands.
+            secret = instance_secret(runtime.engine, "tombstone")
+        cached = _secrets[id(runtime.engine)] = (runtime.engine, secret)
+    return cached[1]
 
 
 def _validate(request: SendRequest) -> None:
@@ -154,12 +174,13 @@ def _validate(request: SendRequest) -> None:
         raise InvalidInputError("not_before needs a time zone (e.g. 2026-11-23T09:00:00Z).", field="not_before")
 
 
-def _resolve_recipient(runtime: Runtime, request: SendRequest) -> int:
+def _resolve_recipient(
+    conn: sa.Connection, runtime: Runtime, request: SendRequest, secret: str, now: dt.datetime
+) -> int:
     if request.contact_id is not None:
-        with runtime.engine.connect() as conn:
-            person = get_person(conn, request.contact_id)
-            while person["status"] == "merged" and person["merged_into_id"]:
-                person = get_person(conn, person["merged_into_id"])
+        person = get_person(conn, request.contact_id)
+        while person["status"] == "merged" and person["merged_into_id"]:
+            person = get_person(conn, person["merged_into_id"])
         if person["status"] != "active":
             raise ConflictError(f"Person {request.contact_id} is {person['status']}.", id=request.contact_id)
         return int(person["id"])
@@ -168,10 +189,10 @@ def _resolve_recipient(runtime: Runtime, request: SendRequest) -> int:
         phones=[request.phone] if request.phone else [],
         handles=[request.handle] if request.handle else [],
     )
-    person_id, _ = upsert_contact(
-        runtime.engine, runtime.clock, data, default_region=runtime.settings.default_region, source="messages"
-    )
-    return person_id
+    # What contacts.service.upsert_contact does, inside this request's one transaction.
+    record = to_incoming(data, runtime.settings.default_region)
+    resolver = Resolver(conn, now, secret=secret, source="messages", actor="messages")
+    return resolver.resolve([record])[0].person_id
 
 
 def _recipient(conn: sa.Connection, person_id: int) -> Recipient:
@@ -190,18 +211,21 @@ def _recipient(conn: sa.Connection, person_id: int) -> Recipient:
 
 
 def _plan(
-    runtime: Runtime, person_id: int, request: SendRequest, delivery: DeliverySettings
+    conn: sa.Connection,
+    runtime: Runtime,
+    person_id: int,
+    request: SendRequest,
+    delivery: DeliverySettings,
+    now: dt.datetime,
 ) -> tuple[PlannedMessage | Skip, int | None]:
-    now = runtime.clock.now()
     rules = Rules(
         quiet_hours=quiet_policy(delivery, runtime.settings.default_region),
         account_zone=delivery.default_timezone,
         caps=delivery.cap_rules(),
     )
-    with runtime.engine.connect() as conn:
-        recipient = _recipient(conn, person_id)
-        template = _load_template(conn, request.template_id, request.template_version) if request.template_id else None
-        recent = _recent_sends(conn, person_id, now) if rules.caps else ()
+    recipient = _recipient(conn, person_id)
+    template = _load_template(conn, request.template_id, request.template_version) if request.template_id else None
+    recent = _recent_sends(conn, person_id, now) if rules.caps else ()
     content = Content(template=template, inline=request.content, variables=request.variables)
     message_class: MessageClass = request.message_class  # type: ignore[assignment]
     plan_request = Request(message_class, tuple(request.channels), now, request.not_before)
@@ -271,7 +295,20 @@ def _new_message(
     )
 
 
-def _accepted_body(row: Mapping[str, Any], *, duplicate: bool) -> dict[str, Any]:
+def _accepted_body(conn: sa.Connection, enqueued: ledger.Enqueued, new: ledger.NewMessage) -> dict[str, Any]:
+    if enqueued.created:
+        # The row is exactly what we just inserted: no need to read it back.
+        return {
+            "id": enqueued.id,
+            "status": new.status,
+            "hold_reason": new.hold_reason,
+            "available_at": new.available_at.astimezone(dt.UTC).isoformat(),
+            "channels": list(new.channels),
+            "skips": [dict(s) for s in new.skips],
+            "duplicate": False,
+        }
+    row = ledger.get_message(conn, enqueued.id)
+    assert row is not None
     return {
         "id": row["id"],
         "status": row["status"],
@@ -279,7 +316,7 @@ def _accepted_body(row: Mapping[str, Any], *, duplicate: bool) -> dict[str, Any]
         "available_at": row["available_at"].isoformat(),
         "channels": list(row["channels"]),
         "skips": list(row["skips"]),
-        "duplicate": duplicate,
+        "duplicate": True,
     }
 
 

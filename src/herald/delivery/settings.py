@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +25,12 @@ class DeliverySettings(BaseSettings):
     smtp_password: str | None = None
     smtp_pool_size: int = Field(default=0, ge=0, description="Connections; 0 = the worker's concurrency.")
     email_from: str = Field(default="herald@localhost", description="Default From address.")
+    smtp_reconcile_log: str = Field(
+        default="", description="The local postfix's mail log: crashed/unknown SMTP attempts are looked up there."
+    )
+    smtp_reconcile_settle_seconds: float = Field(
+        default=5.0, ge=0, description="How long after the last possible write an absent acceptance is final."
+    )
 
     # --- SMS / WhatsApp / voice ---------------------------------------------------------------------
     embedded_simulator: bool = Field(
@@ -71,5 +79,25 @@ class DeliverySettings(BaseSettings):
         return tuple(rules)
 
 
+_loaded: tuple[object, DeliverySettings] | None = None
+
+
+def _environment_key() -> object:
+    names = {k: v for k, v in os.environ.items() if k.upper().startswith("HERALD_")}
+    try:
+        stat = Path(".env").stat()  # pydantic-settings reads it relative to the working directory
+        env_file: object = (Path.cwd(), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        env_file = None
+    return (tuple(sorted(names.items())), env_file)
+
+
 def load_delivery_settings() -> DeliverySettings:
-    return DeliverySettings()
+    """Parsed once per distinct environment: building the settings costs ~3 ms, too much per API request.
+    A changed HERALD_* variable or .env file gives fresh settings; treat the result as read-only."""
+    global _loaded
+    key = _environment_key()
+    loaded = _loaded
+    if loaded is None or loaded[0] != key:
+        loaded = _loaded = (key, DeliverySettings())
+    return loaded[1]

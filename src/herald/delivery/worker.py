@@ -37,8 +37,8 @@ from herald.db.runtime import Runtime
 from herald.delivery import breaker, ledger
 from herald.delivery.bootstrap import Providers, build_registry
 from herald.delivery.failover import Block, Decision, Outcome, RetryPolicy, after_attempt, choose_channel, next_channel
-from herald.delivery.planner import consent_purpose
-from herald.delivery.reconcile import Reconciled, can_reconcile, reconcile
+from herald.delivery.planner import consent_purpose, keep_zones_loaded
+from herald.delivery.reconcile import AcceptanceLog, MessageIds, Reconciled, can_reconcile, reconcile, reconcile_relay
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
 from herald.schedule.quiet_hours import QuietHoursPolicy, WeeklyWindows, decide_send_time
 
@@ -81,6 +81,10 @@ class Job:
     receipt: Receipt | None = None
     error: DeliveryError | None = None
     reconciled: Reconciled | None = None
+    # A send must start within the first half of the claim's lease (monotonic clock) and is cut off after
+    # the second half: every byte it writes has left before the lease ends and another worker may take over.
+    send_before: float = float("inf")
+    late: bool = False  # not started in time: nothing was sent
 
 
 @dataclass
@@ -102,9 +106,11 @@ class Deliverer:
         *,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        relay_logs: Mapping[str, AcceptanceLog] | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = registry
+        self.relay_logs = dict(relay_logs or {})
         self.delivery = delivery or load_delivery_settings()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.rng = rng or random.Random()
@@ -137,12 +143,15 @@ class Deliverer:
 
     async def run_batch(self, *, limit: int, concurrency: int = 1) -> int:
         now = self.runtime.clock.now()
+        send_before = time.monotonic() + self.lease.total_seconds() / 2
         with self.runtime.engine.begin() as conn:
             claims = ledger.claim(conn, now=now, worker=self.worker_id, lease=self.lease, limit=limit)
             if not claims:
                 return 0
             batch = self._prepare(conn, claims, now)
             ledger.complete(conn, batch.now_done, now)
+        for job in batch.jobs:
+            job.send_before = send_before
         # Committed: every attempt about to go out is durably recorded as `submitting` first.
         await self._execute(batch.jobs, concurrency)
         return len(claims)
@@ -172,7 +181,7 @@ class Deliverer:
             return
         message = rendered_message(row, attempt["channel"], attempt["reference"])
         origin = "unknown" if attempt["status"] == "unknown" else "crashed"
-        if can_reconcile(provider):
+        if self._can_reconcile(provider):
             ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
             adopted = {**attempt, "lease_token": claimed.token}
             batch.jobs.append(Job("reconcile", claimed, provider, adopted, message, origin))
@@ -196,9 +205,10 @@ class Deliverer:
                     )
                 )
             return
-        # A worker died between recording the attempt and recording its outcome, and this provider
-        # cannot be asked. Re-submit the *same* attempt: the same reference, so the same Message-ID
-        # (or webhook-id) — a retransmission receivers can recognise, as an MTA does after a lost ack.
+        # A worker died between recording the attempt and recording its outcome, and neither this provider
+        # nor a relay log can be asked (no HERALD_SMTP_RECONCILE_LOG). Re-submit the *same* attempt: the same
+        # reference, so the same Message-ID (or webhook-id) — a retransmission receivers can recognise, as an
+        # MTA does after a lost ack.
         ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=True)
         log.warning(
             "re-submitting attempt %s of message %s after a worker crash (earlier outcome unknown)",
@@ -217,6 +227,7 @@ class Deliverer:
         batch: _Batch,
     ) -> None:
         row = claimed.row
+        keep_zones_loaded(row["zones"], self.quiet)
         decision = decide_send_time(now, row["zones"], self.quiet, row["message_class"])
         if decision.send_at is None or decision.send_at > now:
             # Quiet hours are checked again at send time: a retry or a late release may fall outside them.
@@ -280,8 +291,11 @@ class Deliverer:
         async def run(job: Job) -> None:
             async with gate:
                 try:
-                    async with asyncio.timeout(limit):
-                        await self._run_job(job)
+                    if job.kind == "send" and time.monotonic() > job.send_before:
+                        job.late = True  # the lease is half spent: leave it to the next claim
+                    else:
+                        async with asyncio.timeout(limit):
+                            await self._run_job(job)
                 except TimeoutError:
                     # The request may have left: an unknown outcome, never a blind retry.
                     job.outcome, job.error = "unknown", OutcomeUnknown("attempt timed out", provider=job.provider.name)
@@ -302,9 +316,12 @@ class Deliverer:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _can_reconcile(self, provider: ChannelProvider) -> bool:
+        return can_reconcile(provider, self.relay_logs.get(provider.name))
+
     async def _run_job(self, job: Job) -> None:
         if job.kind == "reconcile":
-            job.reconciled = await reconcile(job.provider, job.message, job.attempt["started_at"])
+            job.reconciled = await self._reconcile(job)
             return
         try:
             job.receipt = await job.provider.send(job.message)
@@ -321,6 +338,22 @@ class Deliverer:
             log.exception("provider %s raised outside the delivery error tree", job.provider.name)
             job.outcome, job.error = "failure", DeliveryError(repr(exc), provider=job.provider.name)
 
+    async def _reconcile(self, job: Job) -> Reconciled:
+        started_at = job.attempt["started_at"]
+        relay_log = self.relay_logs.get(job.provider.name)
+        if relay_log is None:
+            return await reconcile(job.provider, job.message, started_at)
+        if not isinstance(job.provider, MessageIds):
+            return Reconciled("lookup_failed", detail=f"{job.provider.name} cannot name its Message-IDs")
+        return await reconcile_relay(
+            relay_log,
+            job.provider.message_id(job.message),
+            started_at=started_at,
+            # The attempt's claim was taken at started_at with this lease; its sends ended by the lease's end.
+            sent_by=started_at + self.lease,
+            now=self.runtime.clock.now(),
+        )
+
     # --- completing, in one transaction --------------------------------------------------------------
 
     def _finish(self, conn: sa.Connection, jobs: Sequence[Job], now: dt.datetime) -> None:
@@ -334,6 +367,8 @@ class Deliverer:
 
     def _after_send(self, conn: sa.Connection, job: Job, now: dt.datetime) -> ledger.Completion:
         row, attempt, error = job.claim.row, job.attempt, job.error
+        if job.late:
+            return _late(job, now)
         assert job.outcome is not None
         if job.outcome == "sent":
             assert job.receipt is not None
@@ -355,7 +390,7 @@ class Deliverer:
             breaker.record_failure(conn, job.provider.name, detail, now, self.breaker)
         if job.outcome == "unknown":
             wait = self.delivery.reconcile_delay_seconds
-            if not can_reconcile(job.provider):
+            if not self._can_reconcile(job.provider):
                 wait = self.delivery.unknown_deadline_seconds
             values = {"status": "unknown", "error": detail, "note": "outcome_unknown"}
             return _done(
@@ -385,6 +420,8 @@ class Deliverer:
         found, attempt = job.reconciled, job.attempt
         assert found is not None
         note = f"reconciled:{found.verdict}"
+        if found.verdict != "pending":
+            log.info("attempt %s (%s): %s, %s", attempt["reference"], job.origin, note, found.detail)
         if found.verdict == "found":
             values = {"status": "sent", "provider_message_id": found.provider_message_id, "note": note}
             return _done(
@@ -401,12 +438,19 @@ class Deliverer:
             decision = next_channel(row["plan_index"], len(row["channels"]), now, f"provider_status:{found.status}")
             dead: dict[str, Any] = {"status": "failed", "provider_message_id": found.provider_message_id, "note": note}
             return _decided(job.claim, decision, attempt["id"], {**dead, "finished_at": now}, note, now)
+        if found.verdict == "never_accepted":
+            # The relay's own record says it never took this attempt: a new attempt cannot make a second copy.
+            retry: dict[str, Any] = {"status": "retry", "note": note, "finished_at": now}
+            return _done(job.claim, "retry_wait", attempt_id=attempt["id"], attempt_values=retry, available_at=now)
+        if found.verdict == "pending":
+            assert found.retry_at is not None
+            return _done(job.claim, "unknown", available_at=max(now, found.retry_at), last_error=note)
         age = now - attempt["started_at"]
         expired = age >= dt.timedelta(seconds=self.delivery.unknown_deadline_seconds)
         if found.verdict == "absent" and (job.origin == "crashed" or expired):
             # Nothing was created: the request never reached the provider, so a new attempt is safe.
-            retry: dict[str, Any] = {"status": "retry", "note": note, "finished_at": now}
-            return _done(job.claim, "retry_wait", attempt_id=attempt["id"], attempt_values=retry, available_at=now)
+            absent: dict[str, Any] = {"status": "retry", "note": note, "finished_at": now}
+            return _done(job.claim, "retry_wait", attempt_id=attempt["id"], attempt_values=absent, available_at=now)
         delay = dt.timedelta(seconds=max(1.0, self.delivery.reconcile_delay_seconds))
         return _done(job.claim, "unknown", available_at=now + delay, last_error=note + " " + found.detail)
 
@@ -447,6 +491,15 @@ def _decided(
     return _done(claimed, "failed", attempt_id=attempt_id, attempt_values=attempt_values, skips=skips, **common)
 
 
+def _late(job: Job, now: dt.datetime) -> ledger.Completion:
+    """A send that never started: give the row back now. A new attempt is closed as not sent; a re-submission
+    stays `submitting`, so the next claim resumes it exactly as it would have."""
+    if job.origin != "new":
+        return _done(job.claim, "retry_wait", available_at=now)
+    values = {"status": "retry", "note": "not_sent:lease_half_spent", "finished_at": now}
+    return _done(job.claim, "retry_wait", attempt_id=job.attempt["id"], attempt_values=values, available_at=now)
+
+
 def _quiet_hold(claimed: ledger.Claim, send_at: dt.datetime | None, reason: str) -> ledger.Completion:
     if send_at is None:
         return _done(claimed, "held", hold_reason=f"quiet_hours:{reason}", releasable=False)
@@ -476,7 +529,7 @@ class _Engine:
     def __init__(self, runtime: Runtime, delivery: DeliverySettings, concurrency: int) -> None:
         self.loop = asyncio.new_event_loop()
         self.providers: Providers = build_registry(runtime.settings, delivery, runtime.clock, concurrency=concurrency)
-        self.deliverer = Deliverer(runtime, self.providers.registry, delivery)
+        self.deliverer = Deliverer(runtime, self.providers.registry, delivery, relay_logs=self.providers.relay_logs)
 
     def run(self, concurrency: int) -> int:
         return self.loop.run_until_complete(self.deliverer.run_pass(concurrency=concurrency))
