@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from herald.core.clock import Clock, SystemClock
 from herald.core.settings import Settings
@@ -32,10 +34,16 @@ def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
 
 def instance_secret(engine: sa.Engine, name: str) -> str:
     """A per-installation secret kept in the database, so backups carry it along."""
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         value = conn.scalar(sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name))
-        if value is not None:
-            return str(value)
-        value = secrets.token_hex(32)
-        conn.execute(instance_secrets.insert().values(name=name, value=value, created_at=dt.datetime.now(dt.UTC)))
-        return value
+    if value is not None:
+        return str(value)
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    with engine.begin() as conn:
+        # Concurrent first requests may all get here: the first insert wins, everyone reads it back.
+        conn.execute(
+            insert(instance_secrets)
+            .values(name=name, value=secrets.token_hex(32), created_at=dt.datetime.now(dt.UTC))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return str(conn.scalar(sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name)))

@@ -6,9 +6,9 @@ import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from jinja2 import TemplateSyntaxError, UndefinedError, meta
-from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -98,7 +98,7 @@ class Held:
 class CompiledTemplate:
     template_id: str
     version: int
-    templates: Mapping[str, Template]
+    templates: Mapping[str, _Part]
     needs: TemplateNeeds
 
 
@@ -228,10 +228,27 @@ def _environment_for(part: str) -> ImmutableSandboxedEnvironment:
 # Compiling: once per template version (compiling is ~70x slower than rendering).
 
 
-def _compile_part(template_id: str, version: int, part: str, source: str) -> tuple[Template, dict[str, bool]]:
+class _Part(Protocol):
+    def generate(self, *args: Any, **kwargs: Any) -> Iterator[str]: ...
+
+
+class _ConstantPart:
+    """A part without any template syntax (most inline API content): nothing to compile or run."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def generate(self, *_args: Any, **_kwargs: Any) -> Iterator[str]:
+        yield self._text
+
+
+def _compile_part(template_id: str, version: int, part: str, source: str) -> tuple[_Part, dict[str, bool]]:
     where = {"template_id": template_id, "version": version, "part": part}
     if len(source) > MAX_SOURCE_CHARS:
         raise TemplateInvalidError(f"part {part} is longer than {MAX_SOURCE_CHARS} characters", **where)
+    if not any(mark in source for mark in ("{{", "{%", "{#")):
+        # Compiling costs ~1 ms; literal text renders to itself (Jinja never escapes template text).
+        return _ConstantPart(source), {}
     env = _environment_for(part)
     try:
         tree = env.parse(source)
@@ -255,7 +272,7 @@ def _compile_cached(
     parts: tuple[tuple[str, str], ...],
     fallbacks: tuple[tuple[str, str], ...],
 ) -> CompiledTemplate:
-    templates: dict[str, Template] = {}
+    templates: dict[str, _Part] = {}
     paths: list[dict[str, bool]] = []
     for part, source in parts:
         templates[part], part_paths = _compile_part(template_id, version, part, source)
@@ -285,7 +302,7 @@ def clear_compile_cache() -> None:
 # Rendering.
 
 
-def _render_part(part: str, template: Template, context: Mapping[str, object]) -> str | Held:
+def _render_part(part: str, template: _Part, context: Mapping[str, object]) -> str | Held:
     pieces: list[str] = []
     size = 0
     try:
