@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from herald.core.clock import Clock
 from herald.core.errors import InvalidInputError, NotFoundError, UnauthorizedError
+from herald.db.engine import read_connection
 from herald.db.tables import api_keys
 
 PREFIX = "hk_"
@@ -61,7 +62,7 @@ def revoke_key(engine: sa.Engine, clock: Clock, key_id: int) -> None:
 
 def check_key(engine: sa.Engine, secret: str) -> int:
     """Return the key id for a valid, unrevoked secret or raise UnauthorizedError."""
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         key_id = conn.scalar(
             sa.select(api_keys.c.id).where(api_keys.c.key_hash == _digest(secret), api_keys.c.revoked_at.is_(None))
         )

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from herald.contacts.identity import name_key
 from herald.core.clock import Clock
+from herald.db.engine import read_connection
 from herald.db.tables import identifiers, merge_suggestions, people
 
 MAX_BLOCK = 400  # pairs grow with the square of a block; big blocks are split by name prefix
@@ -93,7 +94,7 @@ def compute_suggestions(engine: sa.Engine, clock: Clock, threshold: float = 88.0
 
 
 def list_suggestions(engine: sa.Engine, status: str = "open", limit: int = 200) -> list[Suggestion]:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         rows = conn.execute(
             sa.select(merge_suggestions)
             .where(merge_suggestions.c.status == status)

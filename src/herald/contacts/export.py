@@ -14,6 +14,7 @@ from herald.consent.ledger import load_events
 from herald.consent.policy import CHANNELS, PURPOSES, consent_state
 from herald.contacts.importers import ContactRow
 from herald.contacts.survivorship import SCALAR_FIELDS
+from herald.db.engine import read_connection
 from herald.db.tables import identifiers, people, source_records
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, OWASP).
@@ -71,7 +72,7 @@ def _identifiers(conn: sa.Connection, ids: list[int]) -> dict[int, dict[str, lis
 def export_people(engine: sa.Engine, out: Path, progress: Callable[[int, int], None] | None = None) -> int:
     """One line per active person: identifiers, fields, attributes, tags and consent state."""
     written = 0
-    with engine.connect() as conn, out.open("w", newline="", encoding="utf-8") as fh:
+    with read_connection(engine) as conn, out.open("w", newline="", encoding="utf-8") as fh:
         total = conn.scalar(sa.select(sa.func.count()).select_from(people).where(people.c.status == "active")) or 0
         writer = csv.writer(fh)
         writer.writerow(PEOPLE_HEADER)
@@ -100,7 +101,7 @@ def export_people(engine: sa.Engine, out: Path, progress: Callable[[int, int], N
 def export_sources(engine: sa.Engine, out: Path) -> int:
     """One line per source record: which file and row each person came from."""
     written, last = 0, 0
-    with engine.connect() as conn, out.open("w", newline="", encoding="utf-8") as fh:
+    with read_connection(engine) as conn, out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(SOURCES_HEADER)
         while True:

@@ -24,6 +24,7 @@ from herald.contacts.records import Reject, expand, validate_chunk, validate_chu
 from herald.contacts.resolve import Incoming, Resolver
 from herald.core.clock import Clock
 from herald.core.errors import NotFoundError
+from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
 from herald.db.tables import import_batches, import_rejects
 
@@ -389,7 +390,7 @@ def write_rejects(rejects: list[Reject], directory: Path | None, batch_id: int |
 
 
 def get_batch(engine: sa.Engine, batch_id: int) -> dict[str, Any]:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         row = conn.execute(sa.select(import_batches).where(import_batches.c.id == batch_id)).mappings().first()
     if row is None:
         raise NotFoundError(f"No import batch with id {batch_id}.", id=batch_id)
@@ -402,7 +403,7 @@ def get_batch(engine: sa.Engine, batch_id: int) -> dict[str, Any]:
 
 
 def batch_rejects(engine: sa.Engine, batch_id: int) -> list[Reject]:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         rows = conn.execute(
             sa.select(import_rejects).where(import_rejects.c.batch_id == batch_id).order_by(import_rejects.c.row_number)
         ).mappings()
@@ -415,6 +416,6 @@ def default_workers(configured: int) -> int:
 
 def list_batches(engine: sa.Engine, limit: int = 20) -> list[dict[str, Any]]:
     """The most recent import batches, newest first (for the imports page)."""
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         rows = conn.execute(sa.select(import_batches).order_by(import_batches.c.id.desc()).limit(limit)).mappings()
         return [dict(row) for row in rows]

@@ -16,6 +16,7 @@ from herald.contacts.store import get_person, identifiers_of
 from herald.contacts.survivorship import SCALAR_FIELDS
 from herald.core.clock import Clock
 from herald.core.errors import InvalidInputError, NotFoundError
+from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
 from herald.db.tables import consent_events, identifiers, merges, people, source_records
 
@@ -63,7 +64,7 @@ def upsert_contact(
 
 
 def contact_detail(engine: sa.Engine, person_id: int) -> dict[str, Any]:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         person = dict(get_person(conn, person_id))
         events = load_events(conn, [person_id])[person_id]
         person["identifiers"] = [
@@ -138,7 +139,7 @@ def search_contacts(
                 people.c.id.in_(ident_match),
             )
         )
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         total = conn.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
         rows = conn.execute(base.order_by(people.c.id).limit(limit).offset(offset)).mappings().all()
         ids = [r["id"] for r in rows]
@@ -208,12 +209,12 @@ def lock_fields(engine: sa.Engine, clock: Clock, person_id: int, fields: Sequenc
 
 
 def list_merges(engine: sa.Engine, limit: int = 100) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         rows = conn.execute(sa.select(merges).order_by(merges.c.id.desc()).limit(limit)).mappings()
         return [{k: v for k, v in r.items() if k != "snapshot"} for r in rows]
 
 
 def ensure_person(engine: sa.Engine, person_id: int) -> None:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         if conn.scalar(sa.select(people.c.id).where(people.c.id == person_id)) is None:
             raise NotFoundError(f"No person with id {person_id}.", id=person_id)

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+READ_ONLY = "herald_read_only"
+
 
 def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
@@ -24,9 +26,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    # pysqlite's own BEGIN is deferred, so two writers can both read then deadlock on upgrade;
-    # BEGIN IMMEDIATE takes the write lock up front (ARCHITECTURE.md §3).
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A deferred BEGIN lets two writers both read, then deadlock when they upgrade to write;
+    # BEGIN IMMEDIATE takes the write lock up front (ARCHITECTURE.md §3). Connections opened with
+    # read_connection() never write, and WAL readers never block, so they begin deferred.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_connection(engine: sa.Engine) -> sa.Connection:
+    """A connection for reads only: on SQLite it does not queue behind writers."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def create_db_engine(url: str, **kwargs: Any) -> sa.Engine:
