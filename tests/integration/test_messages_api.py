@@ -243,3 +243,24 @@ def test_cli_send_is_the_same_send(runtime: Runtime) -> None:
     assert shown.exit_code == 0
     assert json.loads(shown.output)["addresses"] == {"email": "jo@example.com"}
     assert _count(runtime, messages) == 1
+
+
+def test_old_idempotency_records_are_pruned_and_a_late_replay_still_sends_once(
+    api: TestClient, runtime: Runtime
+) -> None:
+    import datetime as dt
+
+    from herald.db.delivery_tables import idempotency_keys
+    from herald.delivery.housekeeping import prune_idempotency_keys
+
+    assert isinstance(runtime.clock, FrozenClock)
+    first = _send(api, "late-1", email="cy@example.com")
+    runtime.clock.advance(dt.timedelta(hours=23))
+    assert prune_idempotency_keys(runtime) == 0  # kept for at least 24 hours
+    runtime.clock.advance(dt.timedelta(hours=2))
+    assert prune_idempotency_keys(runtime) == 1
+    assert _count(runtime, idempotency_keys) == 0
+    # The replay is no longer answered from the record, but the ledger still holds one message.
+    late = _send(api, "late-1", email="cy@example.com")
+    assert late.status_code == 202 and late.json()["id"] == first.json()["id"]
+    assert _count(runtime, messages) == 1

@@ -52,6 +52,9 @@ class DeliverySettings(BaseSettings):
     delivery_pass_seconds: float = Field(default=5.0, gt=0, description="Longest drain per worker pass.")
     breaker_threshold: int = Field(default=5, ge=1, description="Consecutive provider failures that open it.")
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="Open time before one probe.")
+    idempotency_retention_hours: int = Field(
+        default=24, ge=24, description="Keep Idempotency-Key records at least this long (replays answer the same)."
+    )
     reconcile_delay_seconds: float = Field(default=5.0, ge=0, description="Wait before looking an unknown up.")
     unknown_deadline_seconds: float = Field(
         default=600.0, ge=0, description="Unknown outcomes: give up looking (lookups) / assume sent (SMTP)."

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
 from herald.backup.schedule import run_due_backup
 from herald.db.runtime import Runtime
+from herald.delivery.housekeeping import prune_idempotency_keys
 from herald.delivery.worker import run_delivery_pass
 
 POLL_SECONDS = 1.0
+HOUSEKEEPING_EVERY = dt.timedelta(minutes=10)
 log = logging.getLogger(__name__)
 
 
@@ -26,8 +29,12 @@ def run_worker(
     runtime: Runtime, *, once: bool = False, concurrency: int = 1, stop: threading.Event | None = None
 ) -> None:
     stop = stop or threading.Event()
+    next_housekeeping = runtime.clock.now()
     while True:
         try:
+            if runtime.clock.now() >= next_housekeeping:
+                next_housekeeping = runtime.clock.now() + HOUSEKEEPING_EVERY
+                prune_idempotency_keys(runtime)
             busy = run_due_jobs(runtime, concurrency=concurrency) > 0
         except Exception:
             busy = False
