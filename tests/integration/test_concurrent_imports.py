@@ -1,0 +1,44 @@
+"""Two imports racing over the same people (PostgreSQL's distributed mode; serialised on SQLite) make one person each."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from herald.contacts import importing
+from herald.core.clock import FrozenClock
+from herald.db.tables import identifiers, people
+
+
+def test_overlapping_imports_at_the_same_time(engine: sa.Engine, clock: FrozenClock, tmp_path: Path) -> None:
+    rows = [f"shared{i}@example.com,Shared{i}\n" for i in range(3000)]
+    files = []
+    for name, extra in (("a.csv", "only-a"), ("b.csv", "only-b")):
+        own = [f"{extra}{i}@example.com,Own{i}\n" for i in range(500)]
+        path = tmp_path / name
+        # Interleave so both imports reach the shared addresses in every chunk.
+        path.write_text("email,first name\n" + "".join(x for pair in zip(rows, own * 6, strict=False) for x in pair))
+        files.append(path)
+    reports: list[importing.ImportReport] = []
+    errors: list[BaseException] = []
+
+    def run(path: Path) -> None:
+        try:
+            reports.append(importing.run_import(engine, clock, path))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [r.status for r in reports] == ["done", "done"]
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(people)) == 3000 + 500 + 500
+        assert conn.scalar(sa.select(sa.func.count()).select_from(identifiers)) == 4000
+    created = sum(r.counts["created"] for r in reports)
+    assert created == 4000
