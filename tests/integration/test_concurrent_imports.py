@@ -1,4 +1,4 @@
-"""Two imports racing over the same people (PostgreSQL's distributed mode; serialised on SQLite) make one person each."""
+"""Two imports racing over the same people (PostgreSQL in distributed mode) make one person each."""
 
 from __future__ import annotations
 
