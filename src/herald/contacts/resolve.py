@@ -172,7 +172,7 @@ class Resolver:
         else:
             pid = self._combine(strong, record)
             action = "deduplicated" if self._created_here(pid) else "unchanged"
-        changed = self._absorb(pid, record)
+        changed = self._absorb(pid, record, fields_applied=action == "created")
         if action == "unchanged" and changed:
             action = "updated"
         for other in shared_phone:
@@ -244,8 +244,9 @@ class Resolver:
         self._merges.append((survivor, other, reason))
         self.counts["merged"] += 1
 
-    def _absorb(self, pid: int, record: Incoming) -> bool:
-        changed = self._absorb_fields(pid, record.fields)
+    def _absorb(self, pid: int, record: Incoming, *, fields_applied: bool = False) -> bool:
+        # A person just created from this record already holds its fields: no survivorship to run.
+        changed = False if fields_applied else self._absorb_fields(pid, record.fields)
         for ident in record.identifiers:
             key = (ident.kind, ident.key)
             if key in self._key_owner:
