@@ -9,12 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from rapidfuzz import fuzz
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from herald.contacts.identity import name_key
 from herald.core.clock import Clock
-from herald.db.engine import read_connection
+from herald.db.engine import dialect_insert, read_connection
 from herald.db.tables import identifiers, merge_suggestions, people
 
 MAX_BLOCK = 400  # pairs grow with the square of a block; big blocks are split by name prefix
@@ -84,9 +82,8 @@ def compute_suggestions(engine: sa.Engine, clock: Clock, threshold: float = 88.0
                 if score >= threshold and score > seen.get((a, b), (0.0, ""))[0]:
                     kind, _, value = block.partition(":")
                     seen[(a, b)] = (score, f"similar names ({score:.0f}) sharing {kind} {value}")
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         for (a, b), (score, reason) in seen.items():
-            stmt = insert(merge_suggestions).values(
+            stmt = dialect_insert(conn, merge_suggestions).values(
                 person_a_id=a, person_b_id=b, score=score, reason=reason, status="open", created_at=now
             )
             new += conn.execute(stmt.on_conflict_do_nothing()).rowcount or 0

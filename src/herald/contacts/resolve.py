@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from herald.consent.ledger import event_row, load_events
 from herald.consent.policy import ALL_PURPOSES, CHANNELS, OPT_OUTS, consent_state
@@ -18,6 +16,7 @@ from herald.contacts.merge import merge_people
 from herald.contacts.store import lookup_keys, people_by_id, person_fields, tombstone_hash, tombstoned
 from herald.contacts.survivorship import SCALAR_FIELDS, apply_update
 from herald.db.bulk import bulk_insert
+from herald.db.engine import dialect_insert
 from herald.db.tables import (
     batch_changes,
     consent_events,
@@ -422,8 +421,7 @@ class Resolver:
                 "batch_id": self.batch_id,
                 "created_at": self.now,
             }
-            insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-            stmt = insert(merge_suggestions).values(**values).on_conflict_do_nothing()
+            stmt = dialect_insert(self.conn, merge_suggestions).values(**values).on_conflict_do_nothing()
             if self.conn.execute(stmt).rowcount:
                 self.counts["suggested"] += 1
 

@@ -7,12 +7,10 @@ import secrets
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from herald.core.clock import Clock, SystemClock
 from herald.core.settings import Settings
-from herald.db.engine import create_db_engine
+from herald.db.engine import create_db_engine, dialect_insert
 from herald.db.tables import instance_secrets
 
 
@@ -38,11 +36,10 @@ def instance_secret(engine: sa.Engine, name: str) -> str:
         value = conn.scalar(sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name))
     if value is not None:
         return str(value)
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with engine.begin() as conn:
         # Concurrent first requests may all get here: the first insert wins, everyone reads it back.
         conn.execute(
-            insert(instance_secrets)
+            dialect_insert(conn, instance_secrets)
             .values(name=name, value=secrets.token_hex(32), created_at=dt.datetime.now(dt.UTC))
             .on_conflict_do_nothing(index_elements=["name"])
         )

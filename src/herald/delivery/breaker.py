@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.db.delivery_tables import provider_health
+from herald.db.engine import dialect_insert
 
 log = logging.getLogger(__name__)
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -28,8 +28,7 @@ def _ensure(conn: sa.Connection, providers: Iterable[str], now: dt.datetime) -> 
     rows = [{"provider": p, "state": CLOSED, "failures": 0, "changed_at": now, "updated_at": now} for p in providers]
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(provider_health).values(rows).on_conflict_do_nothing(index_elements=["provider"]))
+    conn.execute(dialect_insert(conn, provider_health).values(rows).on_conflict_do_nothing(index_elements=["provider"]))
 
 
 def states(conn: sa.Connection, providers: Iterable[str]) -> dict[str, dict[str, Any]]:

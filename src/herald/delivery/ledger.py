@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.db.delivery_tables import message_attempts, messages
+from herald.db.engine import dialect_insert
 
 # The order a row's life moves in. Worker moves are fenced by lease_token; provider callbacks only ever
 # move a row to a higher rank, so a late or out-of-order receipt cannot move it backwards.
@@ -88,11 +88,6 @@ class Completion:
     attempt_values: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enqueued:
     """Insert the ledger row in the caller's transaction; an existing (person, key) row wins and is returned."""
     values = {
@@ -117,7 +112,7 @@ def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enque
         "updated_at": now,
     }
     statement = (
-        _insert(conn, messages)
+        dialect_insert(conn, messages)
         .values(values)
         .on_conflict_do_nothing(index_elements=["person_id", "message_key"])
         .returning(messages.c.id)

@@ -9,11 +9,11 @@ from urllib.parse import parse_qsl
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.channels.base import EventKind, ProviderEvent
 from herald.channels.twilio_callbacks import REFERENCE_PARAM, parse_status_callback
 from herald.db.delivery_tables import messages, provider_events
+from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime
 from herald.delivery import ledger
 from herald.delivery.bootstrap import twilio_settings
@@ -59,9 +59,8 @@ def apply_events(conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.d
 
 def _record(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any] | None, now: dt.datetime) -> bool:
     key = f"{event.provider}:{event.provider_message_id or event.reference}:{event.kind.value}"
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(provider_events)
+        dialect_insert(conn, provider_events)
         .values(
             dedup_key=key[:300],
             provider=event.provider,

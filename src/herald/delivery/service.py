@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from herald.consent.ledger import load_events
 from herald.contacts.resolve import Resolver
@@ -18,6 +17,7 @@ from herald.contacts.service import ContactInput, to_incoming
 from herald.contacts.store import get_person, identifiers_of
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
 from herald.db.delivery_tables import idempotency_keys, message_templates, messages, provider_events
+from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime, instance_secret
 from herald.delivery import breaker, ledger
 from herald.delivery.planner import (
@@ -323,9 +323,8 @@ def _accepted_body(conn: sa.Connection, enqueued: ledger.Enqueued, new: ledger.N
 def _store_key(
     conn: sa.Connection, principal: str, key: str, digest: str, body: dict[str, Any], message_id: int, now: dt.datetime
 ) -> bool:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(idempotency_keys)
+        dialect_insert(conn, idempotency_keys)
         .values(
             principal=principal,
             key=key,
