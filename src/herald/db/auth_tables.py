@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from herald.db.tables import metadata
-from herald.db.types import BigId, JSONType, UTCDateTime
-
-
-def _id() -> sa.Column[int]:
-    return sa.Column("id", BigId, primary_key=True, autoincrement=True)
-
+from herald.db.tables import id_column, metadata
+from herald.db.types import JSONType, UTCDateTime
 
 users = sa.Table(
     "users",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("email", sa.String(320), nullable=False, unique=True),  # stored lower-cased
     sa.Column("password_hash", sa.String(200), nullable=False),
     sa.Column("role", sa.String(16), nullable=False),  # admin | marketer | agent
@@ -35,7 +30,7 @@ users = sa.Table(
 user_recovery_codes = sa.Table(
     "user_recovery_codes",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -45,7 +40,7 @@ user_recovery_codes = sa.Table(
 auth_sessions = sa.Table(
     "auth_sessions",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), index=True),
     sa.Column("stage", sa.String(16), nullable=False),  # anonymous | second_factor | enrol | full
@@ -70,7 +65,7 @@ auth_throttle = sa.Table(
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("at", UTCDateTime, nullable=False, index=True),
     sa.Column("action", sa.String(64), nullable=False, index=True),
     # Actor and target are copied as text too, so the log still reads right if an account changes.

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from herald.db.tables import metadata
-from herald.db.types import BigId, JSONType, UTCDateTime
-
-
-def _id() -> sa.Column[int]:
-    return sa.Column("id", BigId, primary_key=True, autoincrement=True)
-
+from herald.db.tables import id_column, metadata
+from herald.db.types import JSONType, UTCDateTime
 
 messages = sa.Table(
     "messages",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("person_id", sa.BigInteger, sa.ForeignKey("people.id"), nullable=False, index=True),
     sa.Column("message_key", sa.String(255), nullable=False),
     sa.Column("message_class", sa.String(16), nullable=False),  # marketing | transactional | incident
@@ -55,7 +50,7 @@ messages = sa.Table(
 message_attempts = sa.Table(
     "message_attempts",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("message_id", sa.BigInteger, sa.ForeignKey("messages.id"), nullable=False, index=True),
     sa.Column("number", sa.Integer, nullable=False),
     sa.Column("reference", sa.String(64), nullable=False, unique=True),  # ours, sent to the provider
@@ -79,7 +74,7 @@ message_attempts = sa.Table(
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("principal", sa.String(64), nullable=False),
     sa.Column("key", sa.String(255), nullable=False),
     sa.Column("request_hash", sa.String(64), nullable=False),
@@ -106,7 +101,7 @@ provider_health = sa.Table(
 provider_events = sa.Table(
     "provider_events",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("dedup_key", sa.String(300), nullable=False, unique=True),
     sa.Column("provider", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
@@ -121,7 +116,7 @@ provider_events = sa.Table(
 message_templates = sa.Table(
     "message_templates",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("template_id", sa.String(200), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("parts", JSONType, nullable=False),

@@ -17,7 +17,8 @@ metadata = sa.MetaData(
 )
 
 
-def _id() -> sa.Column[int]:
+def id_column() -> sa.Column[int]:
+    """The surrogate key every table uses (BIGINT identity; INTEGER PRIMARY KEY on SQLite)."""
     return sa.Column("id", BigId, primary_key=True, autoincrement=True)
 
 
@@ -36,7 +37,7 @@ instance_secrets = sa.Table(
 api_keys = sa.Table(
     "api_keys",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
@@ -48,7 +49,7 @@ api_keys = sa.Table(
 import_batches = sa.Table(
     "import_batches",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("file_name", sa.String(500), nullable=False),
     sa.Column("format", sa.String(32), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending | running | done | failed | undone
@@ -65,7 +66,7 @@ import_batches = sa.Table(
 people = sa.Table(
     "people",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),  # active | merged | erased
     sa.Column("first_name", sa.String(200)),
     sa.Column("last_name", sa.String(200)),
@@ -86,7 +87,7 @@ people = sa.Table(
 identifiers = sa.Table(
     "identifiers",
     metadata,
-    _id(),
+    id_column(),
     _ref("person_id", "people"),
     sa.Column("kind", sa.String(16), nullable=False),  # email | phone | handle
     sa.Column("value", sa.String(320), nullable=False),  # as given
@@ -100,7 +101,7 @@ identifiers = sa.Table(
 tombstones = sa.Table(
     "tombstones",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -109,7 +110,7 @@ tombstones = sa.Table(
 consent_events = sa.Table(
     "consent_events",
     metadata,
-    _id(),
+    id_column(),
     _ref("person_id", "people"),
     sa.Column("channel", sa.String(16), nullable=False),  # email | sms | whatsapp | voice
     sa.Column("purpose", sa.String(16), nullable=False),  # marketing | transactional | all
@@ -125,7 +126,7 @@ consent_events = sa.Table(
 source_records = sa.Table(
     "source_records",
     metadata,
-    _id(),
+    id_column(),
     _ref("batch_id", "import_batches"),
     _ref("person_id", "people"),
     sa.Column("file_name", sa.String(500), nullable=False),
@@ -137,7 +138,7 @@ source_records = sa.Table(
 import_rejects = sa.Table(
     "import_rejects",
     metadata,
-    _id(),
+    id_column(),
     _ref("batch_id", "import_batches"),
     sa.Column("row_number", sa.Integer, nullable=False),
     sa.Column("reason", sa.String(64), nullable=False),
@@ -149,7 +150,7 @@ import_rejects = sa.Table(
 batch_changes = sa.Table(
     "batch_changes",
     metadata,
-    _id(),
+    id_column(),
     _ref("batch_id", "import_batches"),
     _ref("person_id", "people"),
     sa.Column("before", JSONType, nullable=False),  # the person's fields before this batch first touched them
@@ -159,7 +160,7 @@ batch_changes = sa.Table(
 merges = sa.Table(
     "merges",
     metadata,
-    _id(),
+    id_column(),
     _ref("survivor_id", "people"),
     _ref("merged_id", "people"),
     sa.Column("actor", sa.String(200), nullable=False),
@@ -174,7 +175,7 @@ merges = sa.Table(
 merge_suggestions = sa.Table(
     "merge_suggestions",
     metadata,
-    _id(),
+    id_column(),
     _ref("person_a_id", "people"),
     _ref("person_b_id", "people"),
     sa.Column("score", sa.Float, nullable=False),
@@ -188,7 +189,7 @@ merge_suggestions = sa.Table(
 backups = sa.Table(
     "backups",
     metadata,
-    _id(),
+    id_column(),
     sa.Column("path", sa.String(1000), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # manual | scheduled
     sa.Column("status", sa.String(16), nullable=False),  # verified | failed
