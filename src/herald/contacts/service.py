@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,11 +56,17 @@ def upsert_contact(
     engine: sa.Engine, clock: Clock, data: ContactInput, *, default_region: str, source: str = "api"
 ) -> tuple[int, str]:
     """Create or update the one person these identifiers belong to; returns (id, action)."""
-    record = to_incoming(data, default_region)
     secret = instance_secret(engine, "tombstone")
     with engine.begin() as conn:
-        resolver = Resolver(conn, clock.now(), secret=secret, source=source, actor=source)
-        outcome = resolver.resolve([record])[0]
+        return resolve_contact(conn, clock.now(), data, default_region=default_region, secret=secret, source=source)
+
+
+def resolve_contact(
+    conn: sa.Connection, now: dt.datetime, data: ContactInput, *, default_region: str, secret: str, source: str
+) -> tuple[int, str]:
+    """upsert_contact inside the caller's transaction (e.g. a message and its new recipient commit together)."""
+    record = to_incoming(data, default_region)
+    outcome = Resolver(conn, now, secret=secret, source=source, actor=source).resolve([record])[0]
     return outcome.person_id, outcome.action
 
 

@@ -12,8 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from herald.consent.ledger import load_events
-from herald.contacts.resolve import Resolver
-from herald.contacts.service import ContactInput, to_incoming
+from herald.contacts.service import ContactInput, resolve_contact
 from herald.contacts.store import get_person, identifiers_of
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
 from herald.db.delivery_tables import idempotency_keys, message_templates, messages, provider_events
@@ -189,10 +188,10 @@ def _resolve_recipient(
         phones=[request.phone] if request.phone else [],
         handles=[request.handle] if request.handle else [],
     )
-    # What contacts.service.upsert_contact does, inside this request's one transaction.
-    record = to_incoming(data, runtime.settings.default_region)
-    resolver = Resolver(conn, now, secret=secret, source="messages", actor="messages")
-    return resolver.resolve([record])[0].person_id
+    person_id, _ = resolve_contact(
+        conn, now, data, default_region=runtime.settings.default_region, secret=secret, source="messages"
+    )
+    return person_id
 
 
 def _recipient(conn: sa.Connection, person_id: int) -> Recipient:
