@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herald.contacts import importing
-from herald.contacts.importing import _validated, open_any
+from herald.contacts.importing import open_any, validated_chunks
 from herald.core.clock import SystemClock
 from herald.db.engine import create_db_engine
 from herald.db.migrate import upgrade
@@ -89,7 +89,7 @@ def raw_limit(path: Path, workers: int, region: str) -> float:
     with open_any(path, "auto") as source:
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         try:
-            for _ in _validated(source, region, workers, pool):
+            for _ in validated_chunks(source, region, workers, pool):
                 pass
         finally:
             if pool is not None:

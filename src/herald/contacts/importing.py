@@ -123,7 +123,7 @@ def _chunks(rows: Iterable[ContactRow], size: int) -> Iterator[list[ContactRow]]
         yield chunk
 
 
-def _validated(
+def validated_chunks(
     rows: Iterable[ContactRow], region: str, workers: int, pool: Executor | None
 ) -> Iterator[list[Incoming | Reject]]:
     chunks = _chunks(rows, CHUNK_ROWS)
@@ -142,6 +142,13 @@ def _validated(
         yield expand(rows, future.result())
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    counts: Counter[str]
+    journaled: set[int]
+    rejects: list[Reject]
+
+
 class _Importer:
     """One run of one file into one batch (or a dry run that rolls everything back)."""
 
@@ -154,7 +161,8 @@ class _Importer:
 
     def resolve_chunk(
         self, conn: sa.Connection, batch_id: int, fmt: str, file_name: str, items: list[Incoming | Reject]
-    ) -> None:
+    ) -> _Chunk:
+        """Write one chunk in the caller's transaction; its totals count only once accept_chunk() takes them."""
         records = [i for i in items if isinstance(i, Incoming)]
         rejects = [i for i in items if isinstance(i, Reject)]
         resolver = Resolver(
@@ -165,8 +173,8 @@ class _Importer:
             actor=self.actor,
             batch_id=batch_id,
             file_name=file_name,
+            journaled=set(self.journaled),
         )
-        resolver._journaled = set(self.journaled)
         resolver.resolve(records)
         if rejects:
             conn.execute(
@@ -183,15 +191,13 @@ class _Importer:
                     for r in rejects
                 ],
             )
-        # Only a committed chunk counts; a retried one starts again from these totals.
-        self.pending_counts = resolver.counts + Counter(rejected=len(rejects))
-        self.pending_journal = resolver._journaled
-        self.pending_rejects = rejects
+        return _Chunk(resolver.counts + Counter(rejected=len(rejects)), resolver.journaled, rejects)
 
-    def accept_chunk(self) -> None:
-        self.counts.update(self.pending_counts)
-        self.journaled = self.pending_journal
-        self.rejects.extend(self.pending_rejects)
+    def accept_chunk(self, chunk: _Chunk) -> None:
+        # Only a committed chunk counts; a retried one starts again from the accepted totals.
+        self.counts.update(chunk.counts)
+        self.journaled = chunk.journaled
+        self.rejects.extend(chunk.rejects)
 
 
 @dataclass
@@ -208,7 +214,7 @@ class _Pass:
     progress: Progress | None
 
     def chunks(self) -> Iterator[list[Incoming | Reject]]:
-        return _validated(self.source, self.region, self.workers, self.pool)
+        return validated_chunks(self.source, self.region, self.workers, self.pool)
 
     def advanced(self, processed: int) -> None:
         if self.progress:
@@ -312,8 +318,7 @@ def _dry_run(engine: sa.Engine, clock: Clock, importer: _Importer, run: _Pass) -
         try:
             batch_id = _insert_batch(conn, clock.now(), run.name, run.layout, run.region, "dry_run")
             for items in run.chunks():
-                importer.resolve_chunk(conn, batch_id, run.layout, run.name, items)
-                importer.accept_chunk()
+                importer.accept_chunk(importer.resolve_chunk(conn, batch_id, run.layout, run.name, items))
                 processed += len(items)
                 run.advanced(processed)
         finally:
@@ -327,7 +332,7 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
         for attempt in range(3):
             try:
                 with engine.begin() as conn:
-                    importer.resolve_chunk(conn, batch_id, run.layout, run.name, items)
+                    chunk = importer.resolve_chunk(conn, batch_id, run.layout, run.name, items)
                     processed_now = processed + len(items)
                     conn.execute(
                         import_batches.update()
@@ -335,7 +340,7 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
                         .values(
                             processed_rows=processed_now,
                             total_rows=max(run.total, processed_now),
-                            counts=_counts(importer.counts + importer.pending_counts),
+                            counts=_counts(importer.counts + chunk.counts),
                         )
                     )
                 break
@@ -344,7 +349,7 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
                 # (PostgreSQL, concurrent imports): look again and redo the chunk.
                 if attempt == 2:
                     raise
-        importer.accept_chunk()
+        importer.accept_chunk(chunk)
         processed += len(items)
         run.advanced(processed)
     return processed

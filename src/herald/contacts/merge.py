@@ -52,11 +52,9 @@ def merge_people(
         .where(people.c.id == merged_id)
         .values(status="merged", merged_into_id=survivor_id, updated_at=now)
     )
-    pair = sa.or_(
-        sa.and_(
-            merge_suggestions.c.person_a_id == min(survivor_id, merged_id),
-            merge_suggestions.c.person_b_id == max(survivor_id, merged_id),
-        ),
+    pair = sa.and_(
+        merge_suggestions.c.person_a_id == min(survivor_id, merged_id),
+        merge_suggestions.c.person_b_id == max(survivor_id, merged_id),
     )
     conn.execute(merge_suggestions.update().where(pair).values(status="merged"))
     merge_id = conn.scalar(

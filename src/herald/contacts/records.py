@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from herald.contacts.export import EXPORT_MARKER
 from herald.contacts.identity import (
     EMAIL,
     HANDLE,
@@ -40,7 +41,7 @@ def _timezone_source(row: ContactRow) -> str | None:
     if not row.timezone:
         return None
     # Our own export carries where the zone came from; any other file is the source itself.
-    return row.raw.get("timezone_source") or "import" if "herald_person_id" in row.raw else "import"
+    return row.raw.get("timezone_source") or "import" if EXPORT_MARKER in row.raw else "import"
 
 
 def validate_row(row: ContactRow, default_region: str) -> Incoming | Reject:

@@ -90,11 +90,13 @@ class Resolver:
         actor: str,
         batch_id: int | None = None,
         file_name: str | None = None,
+        journaled: set[int] | None = None,
     ) -> None:
         self.conn, self.now, self.secret = conn, now, secret
         self.source, self.actor, self.batch_id, self.file_name = source, actor, batch_id, file_name
         self.counts: Counter[str] = Counter()
-        self._journaled: set[int] = set()
+        # People whose before-state this batch already journaled (carried from chunk to chunk).
+        self.journaled: set[int] = journaled if journaled is not None else set()
         self._temp_map: dict[int, int] = {}
         self._next_temp = -1
         self._reset()
@@ -281,7 +283,7 @@ class Resolver:
         """Keep the before-state of existing people this batch touches, once, for import-undo."""
         if self.batch_id is None:
             return
-        fresh = [p for p in dict.fromkeys(pids) if p > 0 and p not in self._journaled]
+        fresh = [p for p in dict.fromkeys(pids) if p > 0 and p not in self.journaled]
         if not fresh:
             return
         # Rows loaded for this chunk still hold the stored state: journaling runs before any write.
@@ -295,7 +297,7 @@ class Resolver:
         ]
         if values:
             self.conn.execute(batch_changes.insert(), values)
-        self._journaled.update(fresh)
+        self.journaled.update(fresh)
 
     def flush(self) -> dict[int, int]:
         """Write pending people, identifiers, updates, sources, consent and suggestions; map temp → real ids."""

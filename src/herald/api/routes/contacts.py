@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -77,15 +78,7 @@ def search_contacts(
 @router.get("/contacts/duplicates")
 def duplicates(runtime: RuntimeDep, threshold: float = Query(88.0, ge=50, le=100)) -> dict[str, Any]:
     dedupe.compute_suggestions(runtime.engine, runtime.clock, threshold)
-    return {
-        "suggestions": [
-            s.__dict__ if hasattr(s, "__dict__") else _slots(s) for s in dedupe.list_suggestions(runtime.engine)
-        ]
-    }
-
-
-def _slots(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+    return {"suggestions": [dataclasses.asdict(s) for s in dedupe.list_suggestions(runtime.engine)]}
 
 
 @router.get("/contacts/{person_id}")
