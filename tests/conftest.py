@@ -19,9 +19,9 @@ from herald.core.settings import Settings
 from herald.db import migrate
 from herald.db.engine import create_db_engine
 from herald.db.runtime import Runtime
+from tests.helpers import IN_CI
 
 ENGINES = ["sqlite", "postgres"]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TEMPLATE_DB = "herald_test_template"
 
 

@@ -28,6 +28,7 @@ from herald.db.delivery_tables import message_attempts, messages
 from herald.db.runtime import Runtime
 from herald.delivery import service
 from herald.delivery.settings import DeliverySettings
+from tests.helpers import postfix_address
 
 MAILBOX = Path("/var/mail/root")
 POSTFIX_LOG = Path("/var/log/postfix.log")  # scripts/services.sh: maillog_file
@@ -37,17 +38,6 @@ WAVE = 200  # extra messages when the queue drains before every kill has landed
 WORKERS = 3
 WARM_SECONDS = 1.5  # a `herald worker` needs about a second to import and start claiming
 HERALD = str(Path(sys.executable).with_name("herald"))
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _postfix() -> tuple[str, str]:
-    address = os.environ.get("HERALD_TEST_SMTP")
-    if not address:
-        if IN_CI:
-            pytest.fail("HERALD_TEST_SMTP is not set: postfix is required in CI")
-        pytest.skip("postfix not configured (HERALD_TEST_SMTP)")
-    host, _, port = address.partition(":")
-    return host, port or "25"
 
 
 def _enqueue(settings: Settings, engine: sa.Engine, run_id: str, start: int = 0, count: int = COUNT) -> list[int]:
@@ -66,12 +56,12 @@ def _enqueue(settings: Settings, engine: sa.Engine, run_id: str, start: int = 0,
     return ids
 
 
-def _env(settings: Settings, host: str, port: str) -> dict[str, str]:
+def _env(settings: Settings, host: str, port: int) -> dict[str, str]:
     return os.environ | {
         "HERALD_DATA_DIR": str(settings.data_dir),
         "HERALD_DATABASE_URL": settings.resolved_database_url,
         "HERALD_SMTP_HOST": host,
-        "HERALD_SMTP_PORT": port,
+        "HERALD_SMTP_PORT": str(port),
         "HERALD_SMTP_SECURITY": "plain",
         "HERALD_EMAIL_FROM": "herald@localhost",
         "HERALD_EMBEDDED_SIMULATOR": "false",
@@ -145,7 +135,7 @@ def _wait_for_mail(run_id: str, offset: int, expected: int, deadline: float) -> 
 def test_sigkilled_workers_deliver_every_message_exactly_once_at_the_mailbox(
     settings: Settings, engine: sa.Engine, tmp_path: Path
 ) -> None:
-    host, port = _postfix()
+    host, port = postfix_address()
     assert POSTFIX_LOG.is_file(), "postfix must log to /var/log/postfix.log (scripts/services.sh)"
     run_id = uuid.uuid4().hex[:10]
     seed = int(os.environ.get("HERALD_CRASH_SEED") or random.randrange(2**32))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mailbox
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,45 +17,29 @@ import pytest
 import sqlalchemy as sa
 
 from herald.db.delivery_tables import messages
+from tests.helpers import free_port, postfix_address
 
 HERALD = str(Path(sys.executable).with_name("herald"))
 MAILBOX = Path("/var/mail/root")
 COUNT = 40
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _postfix() -> tuple[str, str]:
-    address = os.environ.get("HERALD_TEST_SMTP")
-    if not address:
-        if IN_CI:
-            pytest.fail("HERALD_TEST_SMTP is not set: postfix is required in CI")
-        pytest.skip("postfix not configured (HERALD_TEST_SMTP)")
-    host, _, port = address.partition(":")
-    return host, port or "25"
 
 
 @pytest.fixture
 def processes(cli_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    host, port = _postfix()
+    host, port = postfix_address()
     env = (
         os.environ
         | cli_env
         | {
             "HERALD_SMTP_HOST": host,
-            "HERALD_SMTP_PORT": port,
+            "HERALD_SMTP_PORT": str(port),
             "HERALD_SMTP_SECURITY": "plain",
             "HERALD_EMAIL_FROM": "herald@localhost",
             "HERALD_EMBEDDED_SIMULATOR": "false",
             "HERALD_QUIET_EXEMPT_TRANSACTIONAL": "true",
         }
     )
-    http_port = _free_port()
+    http_port = free_port()
     log = (tmp_path / "procs.log").open("wb")
     procs = [subprocess.Popen([HERALD, "serve", "--port", str(http_port)], env=env, stdout=log, stderr=log)]
     procs += [subprocess.Popen([HERALD, "worker", "--concurrency", "4"], env=env, stdout=log, stderr=log) for _ in "ab"]

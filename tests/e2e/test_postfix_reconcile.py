@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import socket
 import time
@@ -12,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from herald.channels.postfix_log import PostfixLog
@@ -24,10 +22,10 @@ from herald.db.runtime import Runtime
 from herald.delivery import ledger, service
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer, rendered_message
+from tests.helpers import postfix_address
 
 POSTFIX_LOG = Path("/var/log/postfix.log")
 MAILBOX = Path("/var/mail/root")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 LEASE = dt.timedelta(seconds=60)
 SETTINGS = DeliverySettings(
     quiet_exempt_transactional=True, delivery_lease_seconds=LEASE.total_seconds(), embedded_simulator=False
@@ -35,14 +33,9 @@ SETTINGS = DeliverySettings(
 
 
 def _postfix() -> tuple[str, int]:
-    address = os.environ.get("HERALD_TEST_SMTP")
-    if not address:
-        if IN_CI:
-            pytest.fail("HERALD_TEST_SMTP is not set: postfix is required in CI")
-        pytest.skip("postfix not configured (HERALD_TEST_SMTP)")
-    host, _, port = address.partition(":")
+    address = postfix_address()
     assert POSTFIX_LOG.is_file(), "postfix must log to /var/log/postfix.log (scripts/services.sh)"
-    return host, int(port or 25)
+    return address
 
 
 def _smtp_until_data(host: str, port: int, message_id: str) -> socket.socket:

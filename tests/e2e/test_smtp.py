@@ -7,8 +7,6 @@ import datetime as dt
 import email
 import email.policy
 import mailbox
-import os
-import socket
 import ssl
 import subprocess
 import time
@@ -35,16 +33,10 @@ from herald.channels.base import (
 from herald.channels.maildir import MaildirEmailProvider
 from herald.channels.smtp import SmtpConfig, SmtpEmailProvider, SmtpSecurity
 from herald.core.clock import FrozenClock, SystemClock
+from tests.helpers import free_port, postfix_address
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 SUBJECT = "Grüße, Zoë — your order ✓"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -91,7 +83,7 @@ class Handler:
 @pytest.fixture
 def smtpd() -> Iterator[tuple[Handler, int]]:
     handler = Handler()
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     handler.loop = controller.loop
@@ -248,7 +240,7 @@ async def test_no_reply_after_the_dot_is_an_unknown_outcome(smtpd: tuple[Handler
 
 
 async def test_connection_refused_is_a_provider_failure() -> None:
-    provider = _provider(_free_port())
+    provider = _provider(free_port())
     with pytest.raises(ProviderFailure) as info:
         await provider.send(_message("att_refused"))
     await provider.aclose()
@@ -283,7 +275,7 @@ def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, dat
 
 @pytest.mark.parametrize(("password", "accepted"), [("s3cret", True), ("wrong", False)])
 async def test_auth_login(password: str, accepted: bool) -> None:
-    handler, port = Handler(), _free_port()
+    handler, port = Handler(), free_port()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
@@ -352,7 +344,7 @@ def _tls_provider(port: int, security: SmtpSecurity, cafile: Path | None) -> Smt
 
 
 async def test_starttls_is_used_when_required(certificate: tuple[Path, Path]) -> None:
-    handler, port = Handler(), _free_port()
+    handler, port = Handler(), free_port()
     controller = Controller(
         handler, hostname="127.0.0.1", port=port, tls_context=_server_context(certificate), require_starttls=True
     )
@@ -368,7 +360,7 @@ async def test_starttls_is_used_when_required(certificate: tuple[Path, Path]) ->
 
 
 async def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
-    handler, port = Handler(), _free_port()
+    handler, port = Handler(), free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=_server_context(certificate))
     controller.start()
     try:
@@ -381,7 +373,7 @@ async def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
 
 
 async def test_an_untrusted_certificate_is_refused(certificate: tuple[Path, Path]) -> None:
-    handler, port = Handler(), _free_port()
+    handler, port = Handler(), free_port()
     controller = Controller(
         handler, hostname="127.0.0.1", port=port, tls_context=_server_context(certificate), require_starttls=True
     )
@@ -408,16 +400,6 @@ async def test_required_starttls_missing_on_the_server_is_a_failure(smtpd: tuple
 # --- the real postfix on 127.0.0.1:25 ------------------------------------------------------------------
 
 
-def _postfix_address() -> tuple[str, int]:
-    value = os.environ.get("HERALD_TEST_SMTP")
-    if not value:
-        if IN_CI:
-            pytest.fail("HERALD_TEST_SMTP is not set: postfix is required in CI (see /tmp/herald-ci/env).")
-        pytest.skip("postfix not configured (HERALD_TEST_SMTP)")
-    host, _, port = value.rpartition(":")
-    return host, int(port)
-
-
 def _find_in_mbox(path: Path, message_id: str) -> email.message.Message | None:
     if not path.exists():
         return None
@@ -442,7 +424,7 @@ async def _wait_for_delivery(path: Path, message_id: str, deadline_s: float = 90
 
 
 async def test_real_postfix_delivers_to_root_mailbox() -> None:
-    host, port = _postfix_address()
+    host, port = postfix_address()
     config = SmtpConfig(
         host=host,
         port=port,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.helpers import free_port
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
@@ -25,13 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_until_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -51,7 +45,7 @@ def _wait_until_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> N
 @pytest.fixture
 def server(cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """Base URL of `herald serve --no-worker` on this test's (already migrated) database."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     herald = Path(sys.executable).parent / "herald"
     with log.open("wb") as out:
