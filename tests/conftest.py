@@ -22,7 +22,8 @@ from herald.db.runtime import Runtime
 from tests.helpers import IN_CI
 
 ENGINES = ["sqlite", "postgres"]
-TEMPLATE_DB = "herald_test_template"
+# One template per test run, so runs from several checkouts can share one PostgreSQL server.
+TEMPLATE_DB = f"herald_test_template_{os.getpid()}"
 
 
 def pg_admin_url() -> str | None:
@@ -69,6 +70,14 @@ def _pg_template(admin_url: str) -> None:
     migrate.upgrade(engine)
     engine.dispose()
     _pg_template_ready.append(True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_template() -> Iterator[None]:
+    yield
+    admin = pg_admin_url()
+    if admin and _pg_template_ready:
+        _pg_exec(admin, f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
 
 
 def fresh_database_url(kind: str, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
