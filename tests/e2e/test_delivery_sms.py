@@ -22,7 +22,7 @@ from herald.channels.twilio_signature import SIGNATURE_HEADER, compute_signature
 from herald.contacts.service import ContactInput, record_consent, upsert_contact
 from herald.core.clock import FrozenClock
 from herald.db.runtime import Runtime
-from herald.delivery import service
+from herald.delivery import queries, service
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer
 from tests.e2e.twilio_support import add_fault, settings_for, sim_log
@@ -78,7 +78,7 @@ def _send(runtime: Runtime, person_id: int, key: str, channels: list[str], messa
 
 
 def _detail(runtime: Runtime, message_id: int) -> dict[str, Any]:
-    return service.message_detail(runtime, message_id)
+    return queries.message_detail(runtime.engine, message_id)
 
 
 async def _submitted(sim: SimulatorServer, to: str) -> list[dict[str, Any]]:

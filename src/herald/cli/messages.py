@@ -8,9 +8,14 @@ from typing import Any
 import typer
 
 from herald.cli.common import console, runtime
-from herald.delivery import service
+from herald.delivery import queries, service
 
 messages_app = typer.Typer(help="Send a message through the ledger, or show one.", no_args_is_help=True)
+
+
+def _print_json(value: Any, indent: int | None = None) -> None:
+    # Data, not rich markup: "[b]" in content or ":key:" in a message key must come out as written.
+    console.print(json.dumps(value, default=str, indent=indent), markup=False, emoji=False)
 
 
 def _recipient(to: str) -> dict[str, Any]:
@@ -61,15 +66,15 @@ def send(
     )
     with runtime() as rt:
         result = service.submit_message(rt, "cli", idempotency_key, payload, request)
-    console.print(json.dumps(result.body, default=str))
+    _print_json(result.body)
 
 
 @messages_app.command("show")
 def show(message_id: int = typer.Argument(..., help="The message id.")) -> None:
     """The ledger row, its attempts and receipts, as JSON."""
     with runtime() as rt:
-        detail = service.message_detail(rt, message_id)
-    console.print(json.dumps(detail, default=str, indent=2))
+        detail = queries.message_detail(rt.engine, message_id)
+    _print_json(detail, indent=2)
 
 
 def register(app: typer.Typer) -> None:

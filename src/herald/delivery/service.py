@@ -15,7 +15,7 @@ from herald.consent.ledger import load_events
 from herald.contacts.service import ContactInput, resolve_contact
 from herald.contacts.store import get_person, identifiers_of
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
-from herald.db.delivery_tables import idempotency_keys, message_templates, messages, provider_events
+from herald.db.delivery_tables import idempotency_keys, message_templates, messages
 from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime, instance_secret
 from herald.delivery import breaker, ledger
@@ -340,24 +340,6 @@ def _store_key(
 
 
 # --- reading -----------------------------------------------------------------------------------------
-
-
-def message_detail(runtime: Runtime, message_id: int) -> dict[str, Any]:
-    with runtime.engine.connect() as conn:
-        row = ledger.get_message(conn, message_id)
-        if row is None:
-            raise NotFoundError(f"No message with id {message_id}.", id=message_id)
-        attempts = ledger.attempts_of(conn, message_id)
-        ids = [a["id"] for a in attempts]
-        receipts = conn.execute(
-            sa.select(provider_events).where(provider_events.c.attempt_id.in_(ids)).order_by(provider_events.c.id)
-        ).mappings()
-        events = [dict(r) for r in receipts] if ids else []
-    hidden = {"lease_token", "status_rank", "content"}
-    detail = {k: v for k, v in row.items() if k not in hidden}
-    detail["attempts"] = [{k: v for k, v in a.items() if k not in {"status_rank", "lease_token"}} for a in attempts]
-    detail["receipts"] = [{k: v for k, v in e.items() if k != "dedup_key"} for e in events]
-    return detail
 
 
 def provider_health(runtime: Runtime) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from herald.web import (
     duplicates_views,
     home_views,
     imports_views,
+    messages_views,
     users_views,
 )
 from herald.web.deps import (
@@ -76,6 +77,7 @@ def mount_web(app: FastAPI, runtime: Runtime) -> None:
     for module in (auth_views, home_views, account_views, users_views, audit_views):
         app.include_router(module.router, include_in_schema=False)
     _mount_contact_pages(app)
+    _mount_message_pages(app)
 
 
 def _mount_contact_pages(app: FastAPI) -> None:
@@ -89,3 +91,9 @@ def _mount_contact_pages(app: FastAPI) -> None:
         NavItem("Export & backups", "/data", staff),
     ):
         register_nav(app, item, before="Users")
+
+
+def _mount_message_pages(app: FastAPI) -> None:
+    # Read-only for every role (see messages_views); beside Contacts, since a message is always to a person.
+    app.include_router(messages_views.router, include_in_schema=False)
+    register_nav(app, NavItem("Messages", "/messages"), before="Imports")

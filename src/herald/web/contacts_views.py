@@ -10,11 +10,15 @@ from fastapi.responses import Response
 from herald.consent.policy import CHANNELS, PURPOSES
 from herald.contacts import service
 from herald.core.errors import NotFoundError
+from herald.delivery import queries
+from herald.delivery.reasons import describe_reason
 from herald.web.deps import SignedIn, SignedInDep, get_runtime, require_role
 from herald.web.render import render
 
 router = APIRouter(prefix="/contacts")
 PAGE_SIZE = 50
+# Messages shown in a person's timeline; past this many the page links to Messages filtered to them.
+TIMELINE_MESSAGES = 200
 
 # Contact work that changes data (imports, merges, exports, backups) is for admins and marketers.
 StaffDep = Annotated[SignedIn, Depends(require_role("admin", "marketer"))]
@@ -60,17 +64,38 @@ def consent_grid(consent: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def message_event(message: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as a timeline entry that links to its message page."""
+    what = message["summary"] or "(no content)"
+    reason = describe_reason(message["hold_reason"])
+    return {
+        "at": message["created_at"],
+        "kind": f"message.{message['status']}",
+        "detail": f"{message['message_class']} via {' → '.join(message['channels'])}: {what}",
+        "reason": reason,
+        "href": f"/messages/{message['id']}",
+        "bad": message["status"] in ("held", "failed"),
+    }
+
+
 @router.get("/{person_id}")
 def person_page(request: Request, signed_in: SignedInDep, person_id: int) -> Response:
     try:
         person = service.contact_detail(get_runtime(request).engine, person_id)
     except NotFoundError:
         return not_found(request, f"There is no person with id {person_id}.")
+    sent = queries.messages_for_person(get_runtime(request).engine, person_id, limit=TIMELINE_MESSAGES)
+    timeline = sorted(
+        [*person["timeline"], *(message_event(m) for m in sent.messages)], key=lambda i: i["at"], reverse=True
+    )
     context = {
         "title": full_name(person) or f"Person {person_id}",
         "person": person,
         "name": full_name(person),
         "purposes": PURPOSES,
         "consent_rows": consent_grid(person["consent"]),
+        "timeline": timeline,
+        "messages_total": sent.total,
+        "messages_shown": len(sent.messages),
     }
     return render(request, "person.html", context)

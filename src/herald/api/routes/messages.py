@@ -1,17 +1,17 @@
-"""Message routes: POST /api/messages (idempotent, 202 after commit), GET one, provider health, Twilio receipts."""
+"""Message routes: POST /api/messages (idempotent, 202 after commit), list, GET one, provider health, Twilio receipts."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from herald.api.deps import ApiKeyDep, RuntimeDep
 from herald.channels.base import SignatureError
-from herald.delivery import service
+from herald.delivery import queries, service
 from herald.delivery.receipts import record_twilio_callback
 
 router = APIRouter(tags=["messages"])
@@ -94,10 +94,29 @@ def send_message(
     return JSONResponse(result.body, status_code=result.status_code, headers=headers)
 
 
+@router.get("/messages")
+def list_messages(
+    runtime: RuntimeDep,
+    status: Annotated[str | None, Query(max_length=16, description="held, queued, sent, failed, …")] = None,
+    channel: Annotated[str | None, Query(max_length=16, description="a channel anywhere in the plan")] = None,
+    message_class: Annotated[str | None, Query(alias="class", max_length=16)] = None,
+    reason: Annotated[str | None, Query(max_length=64, description="a hold or skip reason kind")] = None,
+    person: Annotated[int | None, Query(ge=1, description="the person's id")] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Messages newest first, filtered; `total` counts every match, not only this page."""
+    filters = queries.MessageFilter(
+        status=status, channel=channel, message_class=message_class, reason=reason, person_id=person
+    )
+    found = queries.list_messages(runtime.engine, filters, limit=limit, offset=offset)
+    return {"total": found.total, "limit": limit, "offset": offset, "messages": found.messages}
+
+
 @router.get("/messages/{message_id}")
 def get_message(message_id: int, runtime: RuntimeDep) -> dict[str, Any]:
     """The ledger row, every attempt, every receipt, and any hold reason."""
-    return service.message_detail(runtime, message_id)
+    return queries.message_detail(runtime.engine, message_id)
 
 
 @router.get("/providers")

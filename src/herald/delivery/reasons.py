@@ -1,0 +1,89 @@
+"""Hold and skip reasons in words: the codes the planner, worker and receipts store, said for an operator."""
+
+from __future__ import annotations
+
+# Reason kinds (the part before the first ':') an operator can filter by, with a short label. The order is
+# the order of the filter menu: the reasons that hold a message first, then those that skip a channel.
+REASON_KINDS: dict[str, str] = {
+    "quiet_hours": "Quiet hours",
+    "capped_hold": "Frequency cap (waiting)",
+    "capped_drop": "Frequency cap (dropped)",
+    "missing_variable": "Missing template variable",
+    "leftover_placeholder": "Placeholder left in content",
+    "newline_in_subject": "Line break in subject",
+    "output_too_large": "Content too large",
+    "render_failed": "Template failed to render",
+    "no_consent": "No consent",
+    "no_address": "No address for the channel",
+    "no_content": "No content for the channel",
+    "no_usable_channel": "No usable channel",
+    "no_provider": "No provider configured",
+    "breaker_open": "Provider paused (circuit breaker)",
+    "receipt": "Provider reported a failure",
+    "plan_exhausted": "Every channel failed",
+}
+
+_QUIET: dict[str, str] = {
+    "": "Quiet hours at the recipient's place: it goes out when the window opens.",
+    "no_common_window": "Quiet hours: no time in the next 8 days is inside the allowed window in every zone the "
+    "recipient may be in, so it waits for an operator.",
+    "unknown_zone": "Quiet hours: the recipient's time zone is unknown and no fallback zone is set, so it waits "
+    "for an operator.",
+}
+
+_CONSENT: dict[str, str] = {
+    "unsubscribed": "they unsubscribed",
+    "bounced": "the address bounced",
+    "complained": "they complained",
+    "suppressed": "they are suppressed",
+    "unknown": "there is no record of their consent",
+}
+
+
+def reason_kind(reason: str) -> str:
+    """`missing_variable:contact.first_name` → `missing_variable`: what filters match on."""
+    return reason.partition(":")[0]
+
+
+def describe_reason(reason: str | None) -> str:
+    """One sentence for a stored reason code; an unknown code is shown as it is rather than hidden."""
+    if not reason:
+        return ""
+    kind, _, rest = reason.partition(":")
+    if kind == "quiet_hours":
+        return _QUIET.get(rest, f"Quiet hours ({rest}).")
+    if kind == "capped_hold":
+        return "Frequency cap reached: it goes out once the cap allows."
+    if kind == "capped_drop":
+        return "Frequency cap reached: this message will not be sent."
+    if kind == "missing_variable":
+        return f"A template variable has no value and no fallback: {rest}."
+    if kind == "leftover_placeholder":
+        part, _, snippet = rest.partition(":")
+        return f"The rendered {part} still contains a placeholder: {snippet}."
+    if kind == "newline_in_subject":
+        return "The rendered e-mail subject contains a line break."
+    if kind == "output_too_large":
+        return f"The rendered {rest} is too large to send."
+    if kind == "render_failed":
+        part, _, error = rest.partition(":")
+        return f"The template part {part} failed to render ({error})."
+    if kind == "no_consent":
+        why = _CONSENT.get(rest, rest)
+        return f"No consent to contact them on this channel: {why}." if why else "No consent on any channel."
+    if kind == "no_address":
+        return "The recipient has no address for this channel."
+    if kind == "no_content":
+        return "The message has no content for this channel."
+    if kind == "no_usable_channel":
+        return "No channel in the plan can be used; each channel's reason is listed under skips."
+    if kind == "no_provider":
+        return "No provider is configured for this channel."
+    if kind == "breaker_open":
+        return f"The provider {rest} is paused after repeated failures (circuit breaker)."
+    if kind == "receipt":
+        event, _, code = rest.partition(":")
+        return f"The provider reported {event}" + (f" (error {code})." if code else ".")
+    if kind == "plan_exhausted":
+        return f"Every channel in the plan failed or was skipped ({rest})."
+    return reason

@@ -1,0 +1,147 @@
+"""Messages pages: the filterable ledger list and one message (content, attempts, receipts, why it is held)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from herald.contacts import service as contacts
+from herald.core.errors import InvalidInputError, NotFoundError
+from herald.delivery import queries
+from herald.delivery.planner import CHANNELS, MESSAGE_CLASSES
+from herald.delivery.reasons import REASON_KINDS, describe_reason
+from herald.web.deps import SignedInDep, get_runtime
+from herald.web.render import FormErrors, render
+
+router = APIRouter(prefix="/messages")
+PAGE_SIZE = 50
+
+# Every role may read these pages (nothing here changes anything): admins and marketers watch sending,
+# and agents answering a customer need to see what was sent to them and why something was held.
+
+
+def status_badge(status: str) -> str:
+    """The badge colour for a ledger status, shared with the person page's timeline."""
+    if status in ("sent", "delivered"):
+        return "badge-ok"
+    if status == "failed":
+        return "badge-danger"
+    if status == "held":
+        return "badge-warn"
+    return "badge-info"
+
+
+def _blank(value: str) -> str | None:
+    value = value.strip()
+    return value or None
+
+
+def _person(value: str) -> int | None:
+    """The `person` filter from a query string, where an empty field means no filter."""
+    text = value.strip()
+    if not text:
+        return None
+    if not text.isdecimal() or not 0 < int(text) < 2**63:
+        raise InvalidInputError("person must be a person's id (a whole number).", field="person", value=value)
+    return int(text)
+
+
+@router.get("")
+def messages_page(
+    request: Request,
+    signed_in: SignedInDep,
+    status: Annotated[str, Query(max_length=16)] = "",
+    channel: Annotated[str, Query(max_length=16)] = "",
+    message_class: Annotated[str, Query(alias="class", max_length=16)] = "",
+    reason: Annotated[str, Query(max_length=64)] = "",
+    person: Annotated[str, Query(max_length=20)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    chosen = {"status": status, "channel": channel, "class": message_class, "reason": reason, "person": person}
+    errors = FormErrors()
+    found = queries.MessagePage(0, [])
+    try:
+        filters = queries.MessageFilter(
+            status=_blank(status),
+            channel=_blank(channel),
+            message_class=_blank(message_class),
+            reason=_blank(reason),
+            person_id=_person(person),
+        )
+        found = queries.list_messages(
+            get_runtime(request).engine, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
+    except InvalidInputError as exc:
+        errors.add(exc)
+    active = {key: value.strip() for key, value in chosen.items() if value.strip()}
+    context = {
+        "title": "Messages",
+        "messages": [_row(row) for row in found.messages],
+        "total": found.total,
+        "page": page,
+        "last_page": max(1, -(-found.total // PAGE_SIZE)),
+        "first_shown": (page - 1) * PAGE_SIZE + 1 if found.messages else 0,
+        "last_shown": (page - 1) * PAGE_SIZE + len(found.messages),
+        "chosen": chosen,
+        "filtered": bool(active),
+        "query": urlencode(active),
+        "statuses": queries.STATUSES,
+        "channels": CHANNELS,
+        "classes": MESSAGE_CLASSES,
+        "reasons": REASON_KINDS,
+        "errors": errors,
+    }
+    return render(request, "messages.html", context, status_code=400 if errors else 200)
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    return row | {"badge": status_badge(row["status"]), "reason_text": describe_reason(row["hold_reason"])}
+
+
+@router.get("/{message_id}")
+def message_page(request: Request, signed_in: SignedInDep, message_id: int) -> Response:
+    engine = get_runtime(request).engine
+    try:
+        detail = queries.message_detail(engine, message_id, include_content=True)
+    except NotFoundError:
+        return render(
+            request,
+            "error.html",
+            {"title": "Not found", "message": f"There is no message with id {message_id}."},
+            status_code=404,
+        )
+    person = contacts.contact_detail(engine, detail["person_id"])
+    name = " ".join(part for part in (person.get("first_name"), person.get("last_name")) if part)
+    context = {
+        "title": f"Message {message_id}",
+        "message": detail,
+        "badge": status_badge(detail["status"]),
+        "reason_text": describe_reason(detail["hold_reason"]),
+        "recipient": {"id": person["id"], "name": name, "status": person["status"]},
+        "skips": [_skip(skip) for skip in detail["skips"] or ()],
+        "content": _content(detail.get("content") or {}, detail["channels"] or []),
+        "history": queries.message_history(detail),
+    }
+    return render(request, "message.html", context)
+
+
+def _skip(skip: dict[str, Any]) -> dict[str, Any]:
+    return skip | {"text": describe_reason(skip.get("reason")), "at": queries.parse_at(skip.get("at"))}
+
+
+def _content(content: dict[str, Any], channels: list[str]) -> list[dict[str, Any]]:
+    """Rendered parts per channel in plan order; a webhook payload as indented JSON text (escaped on output)."""
+    out = []
+    for channel in [*channels, *(c for c in content if c not in channels)]:
+        parts = content.get(channel)
+        if not parts:
+            continue
+        item = {"channel": channel, **parts}
+        if "payload" in parts:
+            item["payload"] = json.dumps(parts["payload"], indent=2, ensure_ascii=False, sort_keys=True)
+        out.append(item)
+    return out
