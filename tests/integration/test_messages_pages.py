@@ -75,7 +75,10 @@ def test_list_filters_and_reasons_in_words(api: TestClient, runtime: Runtime, ma
     everything = marketer.get("/messages")
     assert everything.status_code == 200
     assert '<a href="/messages" aria-current="page">Messages</a>' in everything.text
-    assert message_links(everything.text) == sorted(ids[k] for k in ("sent", "no_consent", "missing", "quiet", "sms_skipped"))[::-1]
+    assert (
+        message_links(everything.text)
+        == sorted(ids[k] for k in ("sent", "no_consent", "missing", "quiet", "sms_skipped"))[::-1]
+    )
     assert "<strong>5</strong> messages" in everything.text
 
     held = marketer.get("/messages", params={"status": "held"})
@@ -139,9 +142,11 @@ def test_message_page_shows_plan_attempts_and_why(api: TestClient, runtime: Runt
     page = marketer.get(f"/messages/{ids['sms_skipped']}")
     assert page.status_code == 200
     text = page.text
-    assert f'<a href="/contacts/{ids["person_eve"]}">Person {ids["person_eve"]}</a>' in text
+    assert f'<a href="/contacts/{ids["person_eve"]}">eve@example.com</a>' in text  # no name: the address
     attempts = text.split('data-testid="attempts"')[1].split("</table>")[0]
-    assert "maildir" in attempts and ">sent</span>" in attempts and "<td><span class=\"tag\">email</span></td>" in attempts
+    assert (
+        "maildir" in attempts and ">sent</span>" in attempts and '<td><span class="tag">email</span></td>' in attempts
+    )
     skips = text.split('data-testid="skips"')[1].split("</table>")[0]
     assert "No provider is configured for this channel." in skips and "no_provider" in skips
     assert 'data-testid="email-subject">Shipped<' in text
@@ -213,4 +218,3 @@ def test_agents_read_messages(api: TestClient, runtime: Runtime, clock: FrozenCl
     assert agent.get(f"/messages/{ids['sent']}").status_code == 200
     assert agent.get(f"/contacts/{ids['person_ann']}").status_code == 200
     assert agent.get("/imports").status_code == 403  # still only what agents had before
-

@@ -225,3 +225,21 @@ def ensure_person(engine: sa.Engine, person_id: int) -> None:
     with read_connection(engine) as conn:
         if conn.scalar(sa.select(people.c.id).where(people.c.id == person_id)) is None:
             raise NotFoundError(f"No person with id {person_id}.", id=person_id)
+
+
+def display_names(engine: sa.Engine, person_ids: Sequence[int]) -> dict[int, str]:
+    """A label per person for lists elsewhere (Messages): the name, else the first identifier, else ''."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return {}
+    with read_connection(engine) as conn:
+        rows = conn.execute(
+            sa.select(people.c.id, people.c.first_name, people.c.last_name).where(people.c.id.in_(ids))
+        ).all()
+        names = {pid: " ".join(p for p in (first, last) if p) for pid, first, last in rows}
+        unnamed = [pid for pid, name in names.items() if not name]
+        if unnamed:
+            query = sa.select(identifiers.c.person_id, identifiers.c.value).where(identifiers.c.person_id.in_(unnamed))
+            for pid, value in conn.execute(query.order_by(identifiers.c.id.desc())):
+                names[pid] = value  # descending, so the first identifier is the one left standing
+    return names

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -64,6 +65,7 @@ def messages_page(
     chosen = {"status": status, "channel": channel, "class": message_class, "reason": reason, "person": person}
     errors = FormErrors()
     found = queries.MessagePage(0, [])
+    engine = get_runtime(request).engine
     try:
         filters = queries.MessageFilter(
             status=_blank(status),
@@ -72,15 +74,13 @@ def messages_page(
             reason=_blank(reason),
             person_id=_person(person),
         )
-        found = queries.list_messages(
-            get_runtime(request).engine, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
-        )
+        found = queries.list_messages(engine, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     except InvalidInputError as exc:
         errors.add(exc)
     active = {key: value.strip() for key, value in chosen.items() if value.strip()}
     context = {
         "title": "Messages",
-        "messages": [_row(row) for row in found.messages],
+        "messages": _rows(engine, found.messages),
         "total": found.total,
         "page": page,
         "last_page": max(1, -(-found.total // PAGE_SIZE)),
@@ -98,8 +98,17 @@ def messages_page(
     return render(request, "messages.html", context, status_code=400 if errors else 200)
 
 
-def _row(row: dict[str, Any]) -> dict[str, Any]:
-    return row | {"badge": status_badge(row["status"]), "reason_text": describe_reason(row["hold_reason"])}
+def _rows(engine: sa.Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    names = contacts.display_names(engine, [row["person_id"] for row in rows])
+    return [
+        row
+        | {
+            "badge": status_badge(row["status"]),
+            "reason_text": describe_reason(row["hold_reason"]),
+            "recipient": names.get(row["person_id"]) or f"Person {row['person_id']}",
+        }
+        for row in rows
+    ]
 
 
 @router.get("/{message_id}")
@@ -114,14 +123,14 @@ def message_page(request: Request, signed_in: SignedInDep, message_id: int) -> R
             {"title": "Not found", "message": f"There is no message with id {message_id}."},
             status_code=404,
         )
-    person = contacts.contact_detail(engine, detail["person_id"])
-    name = " ".join(part for part in (person.get("first_name"), person.get("last_name")) if part)
+    person_id = detail["person_id"]
+    label = contacts.display_names(engine, [person_id]).get(person_id) or f"Person {person_id}"
     context = {
         "title": f"Message {message_id}",
         "message": detail,
         "badge": status_badge(detail["status"]),
         "reason_text": describe_reason(detail["hold_reason"]),
-        "recipient": {"id": person["id"], "name": name, "status": person["status"]},
+        "recipient": {"id": person_id, "label": label},
         "skips": [_skip(skip) for skip in detail["skips"] or ()],
         "content": _content(detail.get("content") or {}, detail["channels"] or []),
         "history": queries.message_history(detail),
