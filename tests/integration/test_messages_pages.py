@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import html
 import re
+
 import pytest
-from markupsafe import escape
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from herald.api.app import create_app
 from herald.auth import users

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from herald.core.errors import InvalidInputError, NotFoundError
-from herald.db.delivery_tables import message_attempts, messages, provider_events
+from herald.db.delivery_tables import messages, provider_events
 from herald.db.engine import read_connection
 from herald.delivery import ledger
 from herald.delivery.planner import CHANNELS, MESSAGE_CLASSES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # Reason kinds (the part before the first ':') an operator can filter by, with a short label. The order is
 # the order of the filter menu: the reasons that hold a message first, then those that skip a channel.
 REASON_KINDS: dict[str, str] = {
@@ -45,45 +47,51 @@ def reason_kind(reason: str) -> str:
     return reason.partition(":")[0]
 
 
+def _placeholder(rest: str) -> str:
+    part, _, snippet = rest.partition(":")
+    return f"The rendered {part} still contains a placeholder: {snippet}."
+
+
+def _render_failed(rest: str) -> str:
+    part, _, error = rest.partition(":")
+    return f"The template part {part} failed to render ({error})."
+
+
+def _no_consent(rest: str) -> str:
+    why = _CONSENT.get(rest, rest)
+    return f"No consent to contact them on this channel: {why}." if why else "No consent on any channel."
+
+
+def _receipt(rest: str) -> str:
+    event, _, code = rest.partition(":")
+    return f"The provider reported {event}" + (f" (error {code})." if code else ".")
+
+
+# kind → the sentence, given what follows the kind (the detail after the first ':', often empty).
+_SENTENCES: dict[str, Callable[[str], str]] = {
+    "quiet_hours": lambda rest: _QUIET.get(rest, f"Quiet hours ({rest})."),
+    "capped_hold": lambda _: "Frequency cap reached: it goes out once the cap allows.",
+    "capped_drop": lambda _: "Frequency cap reached: this message will not be sent.",
+    "missing_variable": lambda rest: f"A template variable has no value and no fallback: {rest}.",
+    "leftover_placeholder": _placeholder,
+    "newline_in_subject": lambda _: "The rendered e-mail subject contains a line break.",
+    "output_too_large": lambda rest: f"The rendered {rest} is too large to send.",
+    "render_failed": _render_failed,
+    "no_consent": _no_consent,
+    "no_address": lambda _: "The recipient has no address for this channel.",
+    "no_content": lambda _: "The message has no content for this channel.",
+    "no_usable_channel": lambda _: "No channel in the plan can be used; each channel's reason is listed under skips.",
+    "no_provider": lambda _: "No provider is configured for this channel.",
+    "breaker_open": lambda rest: f"The provider {rest} is paused after repeated failures (circuit breaker).",
+    "receipt": _receipt,
+    "plan_exhausted": lambda rest: f"Every channel in the plan failed or was skipped ({rest}).",
+}
+
+
 def describe_reason(reason: str | None) -> str:
     """One sentence for a stored reason code; an unknown code is shown as it is rather than hidden."""
     if not reason:
         return ""
     kind, _, rest = reason.partition(":")
-    if kind == "quiet_hours":
-        return _QUIET.get(rest, f"Quiet hours ({rest}).")
-    if kind == "capped_hold":
-        return "Frequency cap reached: it goes out once the cap allows."
-    if kind == "capped_drop":
-        return "Frequency cap reached: this message will not be sent."
-    if kind == "missing_variable":
-        return f"A template variable has no value and no fallback: {rest}."
-    if kind == "leftover_placeholder":
-        part, _, snippet = rest.partition(":")
-        return f"The rendered {part} still contains a placeholder: {snippet}."
-    if kind == "newline_in_subject":
-        return "The rendered e-mail subject contains a line break."
-    if kind == "output_too_large":
-        return f"The rendered {rest} is too large to send."
-    if kind == "render_failed":
-        part, _, error = rest.partition(":")
-        return f"The template part {part} failed to render ({error})."
-    if kind == "no_consent":
-        why = _CONSENT.get(rest, rest)
-        return f"No consent to contact them on this channel: {why}." if why else "No consent on any channel."
-    if kind == "no_address":
-        return "The recipient has no address for this channel."
-    if kind == "no_content":
-        return "The message has no content for this channel."
-    if kind == "no_usable_channel":
-        return "No channel in the plan can be used; each channel's reason is listed under skips."
-    if kind == "no_provider":
-        return "No provider is configured for this channel."
-    if kind == "breaker_open":
-        return f"The provider {rest} is paused after repeated failures (circuit breaker)."
-    if kind == "receipt":
-        event, _, code = rest.partition(":")
-        return f"The provider reported {event}" + (f" (error {code})." if code else ".")
-    if kind == "plan_exhausted":
-        return f"Every channel in the plan failed or was skipped ({rest})."
-    return reason
+    sentence = _SENTENCES.get(kind)
+    return sentence(rest) if sentence else reason

@@ -1,4 +1,4 @@
-"""Message routes: POST /api/messages (idempotent, 202 after commit), list, GET one, provider health, Twilio receipts."""
+"""Message routes: POST /api/messages (idempotent, 202 after commit), list, GET one, providers, Twilio receipts."""
 
 from __future__ import annotations
 
