@@ -136,6 +136,9 @@ def test_paging_keeps_the_filters(api: TestClient, runtime: Runtime, marketer: T
     second = marketer.get(html.unescape(next_link.group(1)))
     assert message_links(second.text) == sorted(made)[:2][::-1]
     assert "Showing 51–52" in second.text and "Page 2 of 2" in second.text
+    beyond = marketer.get("/messages", params={"status": "queued", "page": 9})
+    assert beyond.status_code == 200 and "There is no page 9." in beyond.text
+    assert marketer.get("/messages", params={"page": 0}).status_code == 422  # refused, not a 500
 
 
 def test_message_page_shows_plan_attempts_and_why(api: TestClient, runtime: Runtime, marketer: TestClient) -> None:
