@@ -66,15 +66,16 @@ def consent_grid(consent: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def message_event(message: dict[str, Any]) -> dict[str, Any]:
     """A ledger row as a timeline entry that links to its message page."""
-    what = message["summary"] or "(no content)"
-    reason = describe_reason(message["hold_reason"])
+    held = message["status"] == "held"
+    what = message["summary"] or ("(nothing rendered)" if held else "(no content)")
     return {
         "at": message["created_at"],
         "kind": f"message.{message['status']}",
         "detail": f"{message['message_class']} via {' → '.join(message['channels'])}: {what}",
-        "reason": reason,
+        "reason": describe_reason(message["hold_reason"]),
         "href": f"/messages/{message['id']}",
-        "bad": message["status"] in ("held", "failed"),
+        # A quiet-hours hold is routine; a hold that will not end by itself, or a failure, needs a look.
+        "bad": message["status"] == "failed" or (held and not message["releasable"]),
     }
 
 
