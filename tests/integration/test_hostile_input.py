@@ -245,3 +245,18 @@ def test_a_full_disk_answers_503_with_retry_after_and_loses_nothing(api: Any, ru
     stored = api.post("/api/contacts", json=contact)
     assert stored.status_code == 201, stored.text
     assert count_people(runtime.engine) == 1
+
+
+def test_huge_numbers_inside_free_form_json_are_stored_as_given(api: Any) -> None:
+    """Numbers in `payload` and `variables` are data, not ids: they must not break either engine."""
+    message = {
+        "email": "numbers@example.com",
+        "class": "transactional",
+        "channels": ["email"],
+        "content": {"email": {"subject": "Numbers", "text": "{{ n }}"}},
+        "variables": {"n": 10**30, "neg": -(2**63) - 1},
+    }
+    response = api.post("/api/messages", json=message, headers={"Idempotency-Key": "huge-numbers"})
+    assert response.status_code == 202, response.text
+    detail = api.get(f"/api/messages/{response.json()['id']}")
+    assert detail.status_code == 200, detail.text
