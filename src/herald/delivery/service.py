@@ -45,6 +45,7 @@ class IdempotencyConflictError(ConflictError):
 
 class IdempotencyKeyRequiredError(HeraldError):
     code = "idempotency_key_required"
+    http_status = 400
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ class NoCommonWindowError(HeraldError):
     """No instant in the horizon is inside the allowed window in every candidate zone."""
 
     code = "no_common_window"
+    http_status = 422
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,12 +41,14 @@ class TemplateInvalidError(HeraldError):
     """The template itself is broken (syntax, size, part names); no contact can get it."""
 
     code = "template_invalid"
+    http_status = 422
 
 
 class TemplateUnsafeError(HeraldError):
     """The template tries something the sandbox refuses (dunder access, calls, imports, …)."""
 
     code = "template_unsafe"
+    http_status = 422
 
 
 @dataclass(frozen=True, slots=True)

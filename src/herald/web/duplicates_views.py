@@ -12,6 +12,7 @@ from herald.auth.audit import record_audit
 from herald.contacts import dedupe, service
 from herald.contacts.dedupe import Suggestion
 from herald.core.errors import HeraldError, NotFoundError
+from herald.core.inputs import Id, Text
 from herald.web.contacts_views import StaffDep, full_name
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import redirect, render
@@ -80,7 +81,7 @@ def _page(request: Request, *, notice: str | None = None, error: str | None = No
 
 
 @router.get("")
-def duplicates_page(request: Request, signed_in: StaffDep, notice: str = "") -> Response:
+def duplicates_page(request: Request, signed_in: StaffDep, notice: Text = "") -> Response:
     return _page(request, notice=NOTICES.get(notice))
 
 
@@ -95,10 +96,10 @@ def scan(request: Request, signed_in: StaffDep) -> Response:
 def merge(
     request: Request,
     signed_in: StaffDep,
-    suggestion_id: int,
-    person_a: Annotated[int, Form()],
-    person_b: Annotated[int, Form()],
-    survivor_id: Annotated[int, Form()],
+    suggestion_id: Id,
+    person_a: Annotated[Id, Form()],
+    person_b: Annotated[Id, Form()],
+    survivor_id: Annotated[Id, Form()],
 ) -> Response:
     runtime = get_runtime(request)
     if survivor_id not in (person_a, person_b):
@@ -110,7 +111,7 @@ def merge(
             runtime.engine, runtime.clock, survivor_id, merged_id, actor=signed_in.user.email, reason=reason
         )
     except HeraldError as exc:
-        return _page(request, error=exc.message, status_code=409)
+        return _page(request, error=exc.message, status_code=exc.http_status)
     record_audit(
         runtime.engine,
         runtime.clock,
@@ -124,19 +125,19 @@ def merge(
 
 
 @router.post("/{suggestion_id}/dismiss", dependencies=CSRF)
-def dismiss(request: Request, signed_in: StaffDep, suggestion_id: int) -> Response:
+def dismiss(request: Request, signed_in: StaffDep, suggestion_id: Id) -> Response:
     runtime = get_runtime(request)
     dedupe.dismiss_suggestion(runtime.engine, suggestion_id)
     return redirect(request, "/duplicates?notice=dismissed")
 
 
 @router.post("/merges/{merge_id}/unmerge", dependencies=CSRF)
-def unmerge(request: Request, signed_in: StaffDep, merge_id: int) -> Response:
+def unmerge(request: Request, signed_in: StaffDep, merge_id: Id) -> Response:
     runtime = get_runtime(request)
     try:
         result = service.unmerge_contacts(runtime.engine, runtime.clock, merge_id, actor=signed_in.user.email)
     except HeraldError as exc:
-        return _page(request, error=exc.message, status_code=409)
+        return _page(request, error=exc.message, status_code=exc.http_status)
     record_audit(
         runtime.engine,
         runtime.clock,

@@ -13,13 +13,13 @@ from herald.auth.audit import record_audit
 from herald.contacts import importing, undo
 from herald.contacts.importers import FORMATS
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
+from herald.core.inputs import NUL, Id, Text
 from herald.web.contacts_views import StaffDep, not_found
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter(prefix="/imports")
 
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 FINISHED = frozenset({"done", "failed", "undone"})
 FORMAT_LABELS = {
     "auto": "Detect from the header",
@@ -69,12 +69,9 @@ def _region(value: str, fallback: str) -> str:
 
 
 async def _save_upload(file: UploadFile, path: Path) -> None:
-    size = 0
+    # The body limit middleware already refused anything over HERALD_MAX_UPLOAD_BYTES with 413.
     with path.open("wb") as out:
         while chunk := await file.read(1 << 20):
-            size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise InvalidInputError("The file is larger than 512 MiB.", field="file")
             out.write(chunk)
 
 
@@ -83,14 +80,16 @@ async def start_import(
     request: Request,
     signed_in: StaffDep,
     file: Annotated[UploadFile | None, File()] = None,
-    format: Annotated[str, Form()] = "auto",
-    region: Annotated[str, Form()] = "",
+    format: Annotated[Text, Form()] = "auto",
+    region: Annotated[Text, Form()] = "",
 ) -> Response:
     runtime = get_runtime(request)
     values = {"format": format, "region": region}
     errors = FormErrors()
     if file is None or not file.filename:
         errors.put("file", "Choose a CSV file to import.")
+    elif NUL in file.filename:
+        errors.put("file", "The file name must not contain NUL characters.")
     if format not in FORMATS:
         errors.put("format", "Choose one of the listed formats.")
     try:
@@ -109,7 +108,7 @@ async def start_import(
     except HeraldError as exc:
         path.unlink(missing_ok=True)
         undo.undo_import(runtime.engine, runtime.clock, batch_id, actor="web", final_status="failed")
-        return _form_page(request, errors=FormErrors().add(exc, "file"), values=values, status_code=422)
+        return _form_page(request, errors=FormErrors().add(exc, "file"), values=values, status_code=exc.http_status)
     actor = signed_in.user.actor(client_ip(request))
     details = {"file": name, "format": format, "region": chosen_region}
     record_audit(
@@ -141,7 +140,7 @@ def _batch_context(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/{batch_id}")
-def batch_page(request: Request, signed_in: StaffDep, batch_id: int, notice: str = "") -> Response:
+def batch_page(request: Request, signed_in: StaffDep, batch_id: Id, notice: Text = "") -> Response:
     try:
         batch = importing.get_batch(get_runtime(request).engine, batch_id)
     except NotFoundError:
@@ -151,7 +150,7 @@ def batch_page(request: Request, signed_in: StaffDep, batch_id: int, notice: str
 
 
 @router.get("/{batch_id}/progress")
-def batch_progress(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+def batch_progress(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
     """The progress fragment htmx polls; once the batch is finished it comes back without a trigger."""
     try:
         batch = importing.get_batch(get_runtime(request).engine, batch_id)
@@ -161,7 +160,7 @@ def batch_progress(request: Request, signed_in: StaffDep, batch_id: int) -> Resp
 
 
 @router.get("/{batch_id}/rejects.csv")
-def batch_rejects(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+def batch_rejects(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
     engine = get_runtime(request).engine
     try:
         importing.get_batch(engine, batch_id)
@@ -176,7 +175,7 @@ def batch_rejects(request: Request, signed_in: StaffDep, batch_id: int) -> Respo
 
 
 @router.post("/{batch_id}/undo", dependencies=CSRF)
-def undo_batch(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+def undo_batch(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
     runtime = get_runtime(request)
     try:
         if importing.get_batch(runtime.engine, batch_id)["status"] != "done":
@@ -190,7 +189,7 @@ def undo_batch(request: Request, signed_in: StaffDep, batch_id: int) -> Response
             return render(request, "_alert_error.html", {"message": exc.message})
         batch = importing.get_batch(runtime.engine, batch_id)
         context = {"title": f"Import {batch_id}", "undo_error": exc.message, **_batch_context(batch)}
-        return render(request, "import_batch.html", context, status_code=409)
+        return render(request, "import_batch.html", context, status_code=exc.http_status)
     actor = signed_in.user.actor(client_ip(request))
     details = {"file": batch["file_name"], **{k: v for k, v in result.items() if k != "batch_id"}}
     record_audit(
