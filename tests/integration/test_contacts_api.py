@@ -37,7 +37,8 @@ def test_upload_returns_a_batch_at_once_and_reports_progress(api: Any) -> None:
     assert final["counts"]["created"] == 250 and final["counts"]["rejected"] == 1
     assert final["processed_rows"] == 251
     rejects = api.get(f"/api/imports/{batch}/rejects.csv").text.splitlines()
-    assert rejects[1].startswith("252,invalid_email,email,")
+    assert rejects[0] == "row,kind,reason,field,message"
+    assert rejects[1].startswith("252,reject,invalid_email,email,")
 
     listed = api.get("/api/contacts", params={"q": "user17@", "limit": 5}).json()
     assert listed["total"] == 1 and listed["contacts"][0]["first_name"] == "User17"
