@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -357,3 +358,34 @@ def test_parallel_validation_gives_the_same_result(engine: sa.Engine, tmp_path: 
     ]
     assert report.counts["warned"] == 2
     assert count(engine, source_records) == 6002
+
+
+def test_names_damaged_by_a_cp1252_export_still_agree_and_the_guessed_encoding_is_reported(
+    engine: sa.Engine, cli_env: dict[str, str], tmp_path: Path, api: Any
+) -> None:
+    crm = "email,first name,last name,phone\nlukasz@firma.pl,Łukasz,Wiśniewski,+48 22 123 45 67\n"
+    crm += "anna@firma.pl,Anna,Kowalska,+48 22 765 43 21\n"
+    assert cli("contacts", "import", str(write(tmp_path / "crm.csv", crm))).exit_code == 0
+    # Constant Contact wrote cp1252, which has no Ł or ś: they became "?". Its ü is not UTF-8.
+    cc = (
+        "Email address,First name,Last name,Phone - work,Email permission status\r\n"
+        "l.wisniewski@home.example,?ukasz,Wi?niewski,+48 22 123 45 67,Explicit\r\n"
+        "kasia@home.example,Katarzyna,Müller,+48 22 765 43 21,Explicit\r\n"
+    )
+    result = cli("contacts", "import", str(write(tmp_path / "cc.csv", cc, encoding="cp1252")))
+    assert result.exit_code == 0, result.output
+    assert "as constant-contact, 2 rows, encoding cp1252 (guessed)" in result.output
+    # "?ukasz" shares Łukasz's phone and agrees with his name: the same person, with a second e-mail.
+    # Katarzyna shares Anna's phone with another first name: a household, so a suggestion as before.
+    assert "created=1" in result.output and "updated=1" in result.output and "suggested=1" in result.output
+    lukasz = person_of(engine, "email", "lukasz@firma.pl")
+    assert person_of(engine, "email", "l.wisniewski@home.example") == lukasz
+    assert person_of(engine, "email", "kasia@home.example") != person_of(engine, "email", "anna@firma.pl")
+    with engine.connect() as conn:
+        names = conn.execute(sa.select(people.c.first_name, people.c.last_name).where(people.c.id == lukasz)).one()
+    assert tuple(names) == ("Łukasz", "Wiśniewski")  # the damaged spelling never replaces the good one
+
+    body = api.get(f"/api/imports/{batch_id_of(result.output)}").json()
+    assert (body["encoding"], body["encoding_guessed"]) == ("cp1252", True)
+    first = api.get("/api/imports/1").json()
+    assert (first["encoding"], first["encoding_guessed"]) == ("utf-8", False)
