@@ -150,6 +150,7 @@ def test_invalid_values_beside_a_valid_one_are_warnings_not_lost_people(api: Any
     final = poll_import(api, response.json()["id"])[-1]
     assert final["status"] == "done", final
     assert final["counts"]["created"] == 4 and final["counts"]["rejected"] == 1 and final["counts"]["warned"] == 4
+    assert final["processed_rows"] == final["total_rows"] == 5  # rows, however many warnings each has
     warnings = [(w["row"], w["reason"], w["field"]) for w in final["warnings"]]
     assert warnings == [
         (2, "invalid_phone", "phone"),

@@ -377,7 +377,7 @@ def _dry_run(engine: sa.Engine, clock: Clock, importer: _Importer, run: _Pass) -
             batch_id = _insert_batch(conn, clock.now(), run.name, run.layout, run.region, "dry_run")
             for items in run.chunks():
                 importer.accept_chunk(importer.resolve_chunk(conn, batch_id, run.layout, run.name, items))
-                processed += len(items)
+                processed += _rows_in(items)
                 run.advanced(processed)
         finally:
             trans.rollback()  # a dry run changes nothing
@@ -391,7 +391,7 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
             try:
                 with engine.begin() as conn:
                     chunk = importer.resolve_chunk(conn, batch_id, run.layout, run.name, items)
-                    processed_now = processed + len(items)
+                    processed_now = processed + _rows_in(items)
                     conn.execute(
                         import_batches.update()
                         .where(import_batches.c.id == batch_id)
@@ -408,9 +408,14 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
                 if attempt == 2:
                     raise
         importer.accept_chunk(chunk)
-        processed += len(items)
+        processed += _rows_in(items)
         run.advanced(processed)
     return processed
+
+
+def _rows_in(items: list[Incoming | RowIssue]) -> int:
+    """Each row gives one record or one reject; its warnings ride along and are not rows."""
+    return sum(1 for item in items if not (isinstance(item, RowIssue) and item.kind == WARNING))
 
 
 def _counts(counter: Counter[str]) -> dict[str, int]:
