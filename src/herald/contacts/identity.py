@@ -166,7 +166,7 @@ def _same_letters(a: str, b: str) -> bool:
 def names_agree(a: str | None, b: str | None) -> bool:
     """Two first names agree unless both are known and differ (households share landlines).
 
-    One is allowed to be the start of the other ("Kate", "Katherine"), and a damaged letter ("?" or
+    One may be the start of the other ("Kath", "Katherine"), and a damaged letter ("?" or
     U+FFFD) stands for any one letter, so "?ukasz" from a cp1252 export agrees with "Łukasz".
     """
     one, other = _spelling(a), _spelling(b)

@@ -119,7 +119,11 @@ class _HeraldExportSource:
     def __init__(self, path: Path) -> None:
         self._fh = path.open(newline="", encoding="utf-8-sig")
         self._reader = csv.reader(self._fh)
-        self.headers = next(self._reader)
+        try:
+            self.headers = next(self._reader)
+        except BaseException:
+            self._fh.close()
+            raise
 
     def __iter__(self) -> Iterator[ContactRow]:
         return read_herald_export(self._reader, self.headers)
@@ -142,8 +146,6 @@ def open_any(path: Path, fmt: str) -> Any:
     except (UnicodeError, csv.Error) as exc:
         # Our own export is strict UTF-8, and a header cell can exceed the csv field limit.
         raise InvalidInputError(f"The file cannot be read as CSV text: {exc}.", field="file") from exc
-    except StopIteration as exc:
-        raise InvalidInputError("The file is empty.", field="file") from exc
 
 
 def _chunks(rows: Iterable[ContactRow], size: int) -> Iterator[list[ContactRow]]:

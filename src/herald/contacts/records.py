@@ -84,7 +84,7 @@ def validate_row(row: ContactRow, default_region: str) -> list[Incoming | RowIss
                 RowIssue(row.row_number, "no_valid_identifier", None, "the row has no e-mail, phone or handle", row.raw)
             ]
         reason, field, _ = problems[0]
-        return [RowIssue(row.row_number, reason, field, "; ".join(p[2] for p in problems), row.raw)]
+        return [RowIssue(row.row_number, reason, field, "; ".join(p[2].rstrip(".") for p in problems), row.raw)]
     fields: dict[str, Any] = {
         "first_name": _text(row.first_name),
         "last_name": _text(row.last_name),
@@ -104,7 +104,9 @@ def validate_row(row: ContactRow, default_region: str) -> list[Incoming | RowIss
 
 def _warnings(row: ContactRow, problems: list[tuple[str, str, str]]) -> list[RowIssue]:
     return [
-        RowIssue(row.row_number, reason, field, f"{message}; the row was imported without it", row.raw, WARNING)
+        RowIssue(
+            row.row_number, reason, field, f"{message.rstrip('.')}; the row was imported without it", row.raw, WARNING
+        )
         for reason, field, message in problems
     ]
 
