@@ -15,7 +15,7 @@ from herald.contacts import dedupe, export, importing, service, undo
 from herald.contacts.importers import FORMATS
 
 contacts_app = typer.Typer(help="People: import, export, deduplicate, merge and unmerge.", no_args_is_help=True)
-MAX_REJECTS_SHOWN = 50
+MAX_ISSUES_SHOWN = 50
 
 
 @contextmanager
@@ -57,22 +57,27 @@ def import_(
                 progress=progress,
                 rejects_dir=rejects or rt.settings.data_dir / "imports",
             )
-        if dry_run and report.rejects:
-            report.rejects_file = importing.write_rejects(report.rejects, rejects or Path(), "dry-run")
+        if dry_run and report.issues:
+            report.rejects_file = importing.write_rejects(report.issues, rejects or Path(), "dry-run")
     _print_report(report)
 
 
 def _print_report(report: importing.ImportReport) -> None:
-    for reject in report.rejects[:MAX_REJECTS_SHOWN]:
-        where = f" [{reject.field}]" if reject.field else ""
-        console.print(f"row {reject.row_number}: {reject.reason}{where}: {reject.message}", markup=False)
-    if len(report.rejects) > MAX_REJECTS_SHOWN:
-        console.print(f"… and {len(report.rejects) - MAX_REJECTS_SHOWN} more rejected rows")
+    issues = report.issues
+    for issue in issues[:MAX_ISSUES_SHOWN]:
+        where = f" [{issue.field}]" if issue.field else ""
+        label = "warning " if issue.kind == "warning" else ""
+        console.print(f"row {issue.row_number}: {label}{issue.reason}{where}: {issue.message}", markup=False)
+    if len(issues) > MAX_ISSUES_SHOWN:
+        console.print(f"… and {len(issues) - MAX_ISSUES_SHOWN} more rejected rows and warnings")
     head = "dry run (nothing changed)" if report.dry_run else f"batch {report.batch_id}"
-    console.print(f"{head}: {report.file_name} as {report.format}, {report.total_rows} rows", markup=False)
+    console.print(
+        f"{head}: {report.file_name} as {report.format}, {report.total_rows} rows, encoding {report.encoding_label}",
+        markup=False,
+    )
     console.print("  ".join(f"{k}={v}" for k, v in report.counts.items()))
     if report.rejects_file:
-        console.print(f"rejects written to {report.rejects_file}", markup=False)
+        console.print(f"rejects and warnings written to {report.rejects_file}", markup=False)
 
 
 @contacts_app.command("import-undo")

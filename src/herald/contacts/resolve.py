@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from herald.consent.ledger import event_row, load_events
 from herald.consent.policy import ALL_PURPOSES, CHANNELS, OPT_OUTS, consent_state
-from herald.contacts.identity import EMAIL, HANDLE, PHONE, Identifier, names_agree
+from herald.contacts.identity import EMAIL, HANDLE, PHONE, Identifier, is_damaged_spelling, names_agree
 from herald.contacts.merge import merge_people
 from herald.contacts.store import lookup_keys, people_by_id, person_fields, tombstone_hash, tombstoned
 from herald.contacts.survivorship import SCALAR_FIELDS, apply_update
@@ -75,6 +75,12 @@ def allocate_person_ids(conn: sa.Connection, count: int) -> list[int]:
     # SQLite: every write transaction holds the database lock (BEGIN IMMEDIATE), so max(id) is ours.
     start = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(people.c.id), 0))) or 0)
     return list(range(start + 1, start + 1 + count))
+
+
+def _undamaged(incoming: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """Leave out a name that only repeats the person's own with letters lost to an export's encoding."""
+    damaged = [n for n in ("first_name", "last_name") if is_damaged_spelling(incoming.get(n), current.get(n))]
+    return {k: v for k, v in incoming.items() if k not in damaged} if damaged else incoming
 
 
 class Resolver:
@@ -267,12 +273,12 @@ class Resolver:
     def _absorb_fields(self, pid: int, incoming: dict[str, Any]) -> bool:
         if pid < 0:
             current = self._pending[pid].fields
-            updates = apply_update(current, incoming, frozenset())
+            updates = apply_update(current, _undamaged(incoming, current), frozenset())
             current.update(updates)
             return bool(updates)
         row = self._existing[pid]
         current = person_fields(row) | self._changes.get(pid, {})
-        updates = apply_update(current, incoming, frozenset(row["locked_fields"] or []))
+        updates = apply_update(current, _undamaged(incoming, current), frozenset(row["locked_fields"] or []))
         if updates:
             self._changes.setdefault(pid, {}).update(updates)
         return bool(updates)

@@ -19,6 +19,7 @@ from herald.core.errors import InvalidInputError
 from herald.core.inputs import Id, Text, refuse_nul
 
 router = APIRouter(tags=["imports"])
+ISSUES_LISTED = 100  # per kind in GET /imports/{id}; rejects.csv has them all
 
 
 @router.post("/imports", status_code=202)
@@ -57,17 +58,24 @@ async def upload_import(
 
 @router.get("/imports/{batch_id}", responses=error_responses(404))
 def get_import(batch_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
-    return importing.get_batch(runtime.engine, batch_id)
+    """Progress and counts; a failed batch has `error: {code, message}`; the first rejects and warnings."""
+    batch = importing.get_batch(runtime.engine, batch_id)
+    for kind, key in (("reject", "rejects"), ("warning", "warnings")):
+        issues = importing.batch_issues(runtime.engine, batch_id, kind=kind, limit=ISSUES_LISTED)
+        batch[key] = [{"row": i.row_number, "reason": i.reason, "field": i.field, "message": i.message} for i in issues]
+    batch["rejects_url"] = f"/api/imports/{batch_id}/rejects.csv"
+    return batch
 
 
 @router.get("/imports/{batch_id}/rejects.csv", responses=error_responses(404))
 def import_rejects(batch_id: Id, runtime: RuntimeDep) -> Response:
+    """Every rejected row and every warning, in file order; `kind` says which."""
     importing.get_batch(runtime.engine, batch_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["row", "reason", "field", "message"])
-    for r in importing.batch_rejects(runtime.engine, batch_id):
-        writer.writerow([r.row_number, r.reason, r.field or "", neutralise(r.message)])
+    writer.writerow(importing.ISSUE_COLUMNS)
+    for r in importing.batch_issues(runtime.engine, batch_id):
+        writer.writerow([r.row_number, r.kind, r.reason, r.field or "", neutralise(r.message)])
     return Response(buffer.getvalue(), media_type="text/csv")
 
 
