@@ -33,6 +33,8 @@ _FORBIDDEN_NODES: tuple[tuple[type[nodes.Node], str], ...] = (
     (nodes.Macro, "macros are not allowed"),
     (nodes.CallBlock, "call blocks are not allowed"),
     (nodes.FilterBlock, "filter blocks are not allowed"),
+    # `{% autoescape false %}` would print contact data into HTML parts unescaped.
+    (nodes.EvalContextModifier, "autoescape blocks are not allowed"),
 )
 _FORBIDDEN_NAMES = frozenset({"self", "cycler", "joiner", "namespace", "lipsum", "range", "dict"})
 EMPTY_VALUES = (None, "")
