@@ -21,7 +21,7 @@ from herald.delivery.settings import DeliverySettings
 from tests.conftest import fresh_database_url
 
 HERALD = str(Path(sys.executable).with_name("herald"))
-OLD_PUBLIC_TOKEN = "simulator-auth-token"  # noqa: S105 — the default every installation used to share
+OLD_PUBLIC_TOKEN = "simulator-auth-token"  # the default every installation used to share
 MESSAGES = f"/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json"
 SMS = {"To": "+12125550100", "From": "+15005550006", "Body": "hi"}
 
@@ -70,7 +70,11 @@ def test_an_explicit_token_wins_over_the_installation_token(runtime: Runtime, mo
 
 def _first_lines(env: dict[str, str], *args: str) -> list[str]:
     proc = subprocess.Popen(
-        [HERALD, "simulator", "--port", "0", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [HERALD, "simulator", "--port", "0", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None
