@@ -6,13 +6,22 @@ import time
 
 import pytest
 
-from herald.templates.budget import MAX_ITERATIONS, MAX_VALUE, Budget, TemplateBudgetError, bounded_binop, spending
+from herald.templates.budget import (
+    MAX_ITERATIONS,
+    MAX_RENDER_SECONDS,
+    MAX_VALUE,
+    Budget,
+    TemplateBudgetError,
+    bounded_binop,
+    spending,
+)
 from herald.templates.render import (
     Held,
     Rendered,
     TemplateSpec,
     TemplateUnsafeError,
     compile_template,
+    render_compiled,
     render_template,
 )
 
@@ -56,6 +65,13 @@ def test_constant_bombs_are_refused_when_compiled_and_never_run(source: str, why
         ("{% for a in xs %}{% for b in xs %}{% for c in xs %}.{% endfor %}{% endfor %}{% endfor %}",
          {"xs": list(range(100))}, "loop iterations"),
         ("{{ xs|join(w) }}", {"xs": list(range(50000)), "w": "y" * 50}, "join would build"),
+        # Short lists of references to one long string: tiny in memory, gigabytes once printed.
+        ("{{ [w, w, w, w, w, w, w, w, w, w, w, w] }}", {"w": "y" * 100_000}, "printing a value would build"),
+        ("{{ [w] * 1000 ~ '' }}", {"w": "y" * 100_000}, "* would build a value"),
+        ("{{ [w, w, w, w, w, w, w, w, w, w, w, w] ~ '' }}", {"w": "y" * 100_000}, "~ would build"),
+        ("{{ [w, w, w, w, w, w, w, w, w, w, w, w]|string }}", {"w": "y" * 100_000}, "string would build"),
+        ("{{ '%s' % ([w, w, w, w, w, w, w, w, w, w, w, w],) }}", {"w": "y" * 100_000}, "% would build"),
+        ("{% for x in xs %}{{ w|upper }}{% endfor %}", {"xs": list(range(100)), "w": "y" * 100_000}, "more than"),
     ],
 )  # fmt: skip
 def test_bombs_built_from_values_are_refused_at_render_time(source: str, values: dict[str, object], why: str) -> None:
@@ -65,6 +81,18 @@ def test_bombs_built_from_values_are_refused_at_render_time(source: str, values:
         render_template(TemplateSpec("bomb", 1, {"sms.body": source}), values)
     assert why in caught.value.message
     assert time.perf_counter() - started < 0.5
+
+
+def test_work_the_bounds_do_not_price_stops_at_the_cpu_deadline() -> None:
+    # Slicing a 1 MB string is allowed; doing it 50,000 times (50 GB of copying) is stopped by the deadline.
+    source = "{% for a in xs %}{% if s[1:] %}{% endif %}{% endfor %}"
+    values = {"xs": list(range(50_000)), "s": "y" * 1_000_000}
+    compiled = compile_template(TemplateSpec("slow", 1, {"sms.body": source}))
+    started = time.thread_time()
+    with pytest.raises(TemplateUnsafeError) as caught:
+        render_compiled(compiled, values)
+    assert f"more than {MAX_RENDER_SECONDS} s to render" in caught.value.message
+    assert time.thread_time() - started < MAX_RENDER_SECONDS + 1.0  # prepared values + the budget, not 5+ s
 
 
 def test_the_budget_is_per_render_not_per_process() -> None:
@@ -99,10 +127,18 @@ def test_html_concatenation_still_escapes_values() -> None:
     assert result.parts["email.html"] == "<p>&lt;b&gt;&lt;i&gt;</p>&lt;i&gt;&lt;br&gt;x"
 
 
-def test_autoescape_blocks_are_refused() -> None:
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("{% autoescape false %}{{ x }}{% endautoescape %}", "autoescape blocks are not allowed"),
+        # A set block gathers text that no output limit sees (a loop of literal text, a gigabyte).
+        ("{% set x %}{% for a in xs %}yyyy{% endfor %}{% endset %}{{ x }}", "set blocks are not allowed"),
+    ],
+)
+def test_blocks_that_escape_the_limits_are_refused(source: str, why: str) -> None:
     with pytest.raises(TemplateUnsafeError) as caught:
-        compile_template(TemplateSpec("x", 1, {"email.html": "{% autoescape false %}{{ x }}{% endautoescape %}"}))
-    assert "autoescape blocks are not allowed" in caught.value.message
+        compile_template(TemplateSpec("x", 1, {"email.html": source}))
+    assert why in caught.value.message
 
 
 def test_operators_refuse_before_allocating() -> None:

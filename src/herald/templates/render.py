@@ -13,7 +13,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import StrictUndefined
 
 from herald.core.errors import HeraldError
-from herald.templates.budget import Budget, spending
+from herald.templates.budget import Budget, deadline, spending
 from herald.templates.checks import (
     TemplateNeeds,
     find_fallbacks_used,
@@ -295,13 +295,13 @@ def clear_compile_cache() -> None:
 # Rendering.
 
 
-def _render_part(part: str, template: _Part, context: Mapping[str, object]) -> str | Held:
+def _render_part(part: str, template: _Part, context: Mapping[str, object], ends_at: float) -> str | Held:
     pieces: list[str] = []
     size = 0
     try:
         # Streamed so an oversized output is cut off early rather than built in full; every operator,
         # filter, `~` and loop iteration is charged to this render's budget (TemplateBudgetError).
-        with spending(Budget()):
+        with spending(Budget(ends_at=ends_at)):
             for piece in template.generate(context):
                 size += len(piece)
                 if size > MAX_OUTPUT_CHARS:
@@ -326,8 +326,9 @@ def render_compiled(compiled: CompiledTemplate, values: Mapping[str, object]) ->
     filled = _with_fallbacks(compiled.needs, values)
     context = {key: _wrap(value, key) for key, value in filled.items()}
     parts: dict[str, str] = {}
+    ends_at = deadline()  # one time budget for all parts of this person's message
     for part, template in compiled.templates.items():
-        result = _render_part(part, template, context)
+        result = _render_part(part, template, context, ends_at)
         if isinstance(result, Held):
             return result
         parts[part] = result

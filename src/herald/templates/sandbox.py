@@ -19,6 +19,7 @@ from herald.templates.budget import (
     bounded_binop,
     bounded_concat,
     bounded_filter,
+    bounded_finalize,
     bounded_iter,
     spending,
 )
@@ -36,7 +37,7 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         # optimized=False: Jinja's optimizer folds constants while compiling, i.e. it would run
         # `'a'|center(10**9)` or `'x' ~ …` at compile time, outside any budget. Nothing runs before render.
-        super().__init__(optimized=False, **options)
+        super().__init__(optimized=False, finalize=bounded_finalize, **options)
         # No globals (range, cycler, lipsum, …) and only pure filters and tests: less to escape through.
         self.globals.clear()
         self.filters = {name: bounded_filter(name, self.filters[name]) for name in ALLOWED_FILTERS}
