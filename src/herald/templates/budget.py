@@ -33,7 +33,7 @@ _CHECK_EVERY = 64
 
 
 class TemplateBudgetError(SecurityError):
-    """An operation would exceed one of the bounds above; the template, not the data, is at fault."""
+    """An operation would exceed one of the bounds above (raised before the operation runs)."""
 
 
 def deadline() -> float:
