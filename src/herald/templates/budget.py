@@ -219,11 +219,16 @@ def _items(value: object) -> list[Any]:
 
 
 def _check_join(args: list[Any], kwargs: dict[str, Any]) -> None:
-    # join(eval_ctx, value, d="", attribute=None): value is materialised so it is sized once.
-    args[1] = items = _items(args[1])
+    # join(eval_ctx, value, d="", attribute=None)
+    value = args[1]
     separator = args[2] if len(args) > 2 else kwargs.get("d", "")
-    size = sum(measure(item) for item in items)
-    _value_bound(size + measure(separator) * max(len(items) - 1, 0), "join")
+    if isinstance(value, str):  # joins its characters: sized without walking them
+        count, size = len(value), len(value)
+    else:
+        # Anything else is materialised (a generator is walked once, each item a loop iteration) and sized.
+        args[1] = items = list(value) if isinstance(value, (list, tuple)) else _items(value)
+        count, size = len(items), sum(measure(item) for item in items)
+    _value_bound(size + measure(separator) * max(count - 1, 0), "join")
 
 
 def _check_replace(args: list[Any], kwargs: dict[str, Any]) -> None:
