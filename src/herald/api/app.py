@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from herald import __version__
 from herald.api.body_limit import BodyLimitMiddleware
 from herald.api.deps import require_api_key
+from herald.api.docs import mount_docs
 from herald.api.errors import COMMON_ERROR_STATUSES, error_response, error_responses, install_error_handlers
 from herald.api.routes import backups, contacts, imports, messages, templates
 from herald.db.runtime import Runtime
@@ -44,6 +45,10 @@ def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
         title="Herald",
         version=__version__,
         description=("Self-hosted customer communication hub. Every /api route needs `Authorization: Bearer <key>`."),
+        # FastAPI's own /docs and /redoc load their scripts from CDNs; api/docs.py serves vendored ones.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -63,6 +68,7 @@ def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount_docs(app)
     mount_web(app, runtime)
     # Added last, so it is the outermost middleware: nothing reads a body it would refuse.
     app.add_middleware(

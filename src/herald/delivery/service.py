@@ -22,6 +22,7 @@ from herald.delivery import breaker, ledger
 from herald.delivery.planner import (
     CHANNELS,
     MESSAGE_CLASSES,
+    PARTS,
     Content,
     PlannedMessage,
     Recipient,
@@ -172,6 +173,20 @@ def _validate(request: SendRequest) -> None:
         raise InvalidInputError("Give either template_id or inline content.", field="content")
     if request.not_before is not None and request.not_before.tzinfo is None:
         raise InvalidInputError("not_before needs a time zone (e.g. 2026-11-23T09:00:00Z).", field="not_before")
+    _vet_inline(request)
+
+
+def _vet_inline(request: SendRequest) -> None:
+    """Compile inline content before any database work: a broken or over-budget template (template_invalid,
+    template_unsafe) is refused at once, whoever the recipient. Planning renders the same compiled parts."""
+    parts = {
+        part: str(value)
+        for channel in request.channels
+        for field, part in PARTS.get(channel, {}).items()
+        if (value := request.content.get(channel, {}).get(field))
+    }
+    if parts:
+        compile_template(TemplateSpec(id="inline", version=0, parts=parts))
 
 
 def _resolve_recipient(

@@ -528,7 +528,7 @@ class _Engine:
 
     def __init__(self, runtime: Runtime, delivery: DeliverySettings, concurrency: int) -> None:
         self.loop = asyncio.new_event_loop()
-        self.providers: Providers = build_registry(runtime.settings, delivery, runtime.clock, concurrency=concurrency)
+        self.providers: Providers = build_registry(runtime, delivery, concurrency=concurrency)
         self.deliverer = Deliverer(runtime, self.providers.registry, delivery, relay_logs=self.providers.relay_logs)
 
     def run(self, concurrency: int) -> int:
