@@ -10,7 +10,7 @@ from herald.backup.schedule import run_due_backup
 from herald.db.runtime import Runtime
 from herald.delivery import heartbeat
 from herald.delivery.housekeeping import prune_idempotency_keys
-from herald.delivery.worker import run_delivery_pass
+from herald.delivery.worker import close_delivery, run_delivery_pass
 
 POLL_SECONDS = 1.0
 HOUSEKEEPING_EVERY = dt.timedelta(minutes=10)
@@ -52,6 +52,9 @@ def run_worker(
             if once or stop.wait(0 if busy else POLL_SECONDS):
                 return
     finally:
+        # Providers hold threads and connections (the embedded SMS simulator, SMTP pools): close them here,
+        # or interpreter shutdown tears them down mid-flight and `herald worker --once` ends in a traceback.
+        close_delivery(runtime)
         if not once:
             _forget(runtime, name)
 
