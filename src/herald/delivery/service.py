@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from herald.consent.ledger import load_events
+from herald.contacts.phone_lookup import phone_owner
 from herald.contacts.service import ContactInput, resolve_contact
 from herald.contacts.store import get_person, identifiers_of
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
@@ -199,6 +200,11 @@ def _resolve_recipient(
         if person["status"] != "active":
             raise ConflictError(f"Person {request.contact_id} is {person['status']}.", id=request.contact_id)
         return int(person["id"])
+    if request.phone is not None:
+        # A number typed as `contacts list` shows it belongs to the person whose country reads it that way.
+        owner = phone_owner(conn, request.phone, runtime.settings.default_region)
+        if owner is not None:
+            return owner
     data = ContactInput(
         emails=[request.email] if request.email else [],
         phones=[request.phone] if request.phone else [],
@@ -307,6 +313,8 @@ def _new_message(
         skips=[{"channel": c, "reason": r} for c, r in planned.skips],
         template_id=request.template_id,
         template_version=template_version,
+        quiet_zone=planned.quiet_zone,
+        quiet_window=planned.quiet_window,
     )
 
 

@@ -111,6 +111,7 @@ def setup_submit(
             request.app.state.web_has_users = True
             _rotate(request, stage="enrol", user_id=user.id)
             return redirect(request, "/login/enrol")
+    ensure_session(request)  # the corrected form needs a live session and its CSRF token (a new one if it expired)
     context = {"title": "Set up Herald", "errors": errors, "values": {"email": email}}
     return render(request, "auth/setup.html", context, status_code=422)
 

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from herald.backup.schedule import run_due_backup
 from herald.core.errors import StorageUnavailableError
 from herald.db.runtime import Runtime
+from herald.delivery import heartbeat
 from herald.delivery.housekeeping import prune_idempotency_keys
-from herald.delivery.worker import run_delivery_pass
+from herald.delivery.worker import close_delivery, run_delivery_pass
 
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 HOUSEKEEPING_EVERY = dt.timedelta(minutes=10)
+HEARTBEAT_EVERY = dt.timedelta(seconds=15)  # well inside heartbeat.FRESH_FOR
 log = logging.getLogger(__name__)
 
 # Waits up to the given seconds; True means "stop now" (threading.Event.wait has this contract).
@@ -58,33 +60,56 @@ def run_worker(
     jobs: Callable[[Runtime], int] | None = None,
     wait: Wait | None = None,
 ) -> None:
-    """Loop until `stop` is set; `jobs` and `wait` are injectable so tests can drive the loop."""
+    """Loop until `stop` is set (or one pass with `once`); a long-running worker keeps a heartbeat.
+
+    `jobs` and `wait` are injectable so tests can drive the loop.
+    """
     stop = stop or threading.Event()
     wait = wait or stop.wait
     jobs = jobs or (lambda rt: run_due_jobs(rt, concurrency=concurrency))
     backoff = Backoff()
-    next_housekeeping = runtime.clock.now()
-    while True:
-        delay = 0.0
-        try:
-            if runtime.clock.now() >= next_housekeeping:
-                next_housekeeping = runtime.clock.now() + HOUSEKEEPING_EVERY
-                prune_idempotency_keys(runtime)
-            busy = jobs(runtime) > 0
-            if failures := backoff.succeed():
-                log.warning("worker recovered after %d failed passes", failures)
-            delay = 0.0 if busy else POLL_SECONDS
-        except StorageUnavailableError as exc:
-            # Expected while the disk is full: one line per attempt, and attempts thin out exponentially.
-            delay = backoff.fail()
-            log.warning("worker pass failed: %s; retrying in %.0f s", exc.message, delay)
-        except Exception:
-            # A worker that dies silently is worse than one that logs and tries again; the traceback
-            # is logged for the first failure of a streak only, then one line per (growing) interval.
-            delay = backoff.fail()
-            if backoff.failures == 1:
-                log.exception("worker pass failed; retrying in %.0f s", delay)
-            else:
-                log.warning("worker pass failed again (%d in a row); retrying in %.0f s", backoff.failures, delay)
-        if once or wait(delay):
-            return
+    name, started = heartbeat.worker_name(), runtime.clock.now()
+    next_housekeeping = next_beat = runtime.clock.now()
+    try:
+        while True:
+            delay = 0.0
+            try:
+                now = runtime.clock.now()
+                if not once and now >= next_beat:
+                    next_beat = now + HEARTBEAT_EVERY
+                    heartbeat.beat(runtime, name, started)
+                if now >= next_housekeeping:
+                    next_housekeeping = now + HOUSEKEEPING_EVERY
+                    prune_idempotency_keys(runtime)
+                busy = jobs(runtime) > 0
+                if failures := backoff.succeed():
+                    log.warning("worker recovered after %d failed passes", failures)
+                delay = 0.0 if busy else POLL_SECONDS
+            except StorageUnavailableError as exc:
+                # Expected while the disk is full: one line per attempt, and attempts thin out exponentially.
+                delay = backoff.fail()
+                log.warning("worker pass failed: %s; retrying in %.0f s", exc.message, delay)
+            except Exception:
+                # A worker that dies silently is worse than one that logs and tries again; the traceback
+                # is logged for the first failure of a streak only, then one line per (growing) interval.
+                delay = backoff.fail()
+                if backoff.failures == 1:
+                    log.exception("worker pass failed; retrying in %.0f s", delay)
+                else:
+                    log.warning("worker pass failed again (%d in a row); retrying in %.0f s", backoff.failures, delay)
+            if once or wait(delay):
+                return
+    finally:
+        # Providers hold threads and connections (the embedded SMS simulator, SMTP pools): close them here,
+        # or interpreter shutdown tears them down mid-flight and `herald worker --once` ends in a traceback.
+        close_delivery(runtime)
+        if not once:
+            _forget(runtime, name)
+
+
+def _forget(runtime: Runtime, name: str) -> None:
+    try:
+        heartbeat.stopped(runtime, name)
+    except Exception:
+        # The row goes stale by itself after heartbeat.FRESH_FOR; a failed cleanup must not mask the exit.
+        log.warning("could not remove worker heartbeat %s", name, exc_info=True)
