@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from herald import __version__
 from herald.api.deps import require_api_key
 from herald.api.errors import install_error_handlers
-from herald.api.routes import backups, contacts, imports, messages, templates
+from herald.api.routes import backups, contacts, duplicates, imports, messages, templates
 from herald.db.runtime import Runtime
 from herald.web.app import mount_web
 from herald.worker.loop import run_worker
@@ -46,6 +46,7 @@ def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
 
     api = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
     api.include_router(contacts.router)
+    api.include_router(duplicates.router)
     api.include_router(imports.router)
     api.include_router(backups.router)
     api.include_router(messages.router)
