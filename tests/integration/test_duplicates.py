@@ -1,19 +1,26 @@
 """Duplicate suggestions through the CLI and the HTTP API on SQLite and PostgreSQL: a realistic population
 yields few suggestions and every planted duplicate; evidence and names shown; paging with a total;
-dismiss remembered by a re-scan; an unmerge reopens its suggestion."""
+dismiss remembered by a re-scan; an unmerge reopens its suggestion; upgrading stored suggestions."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import random
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from herald.db.tables import identifiers
+from herald.db import migrate
+from herald.db.engine import create_db_engine
+from herald.db.tables import identifiers, merge_suggestions, people
+from herald.db.types import UTCDateTime
+from tests.conftest import empty_database_url
 from tests.helpers import cli
 
 FIRST = [
@@ -257,3 +264,53 @@ def test_rescan_withdraws_open_suggestions_that_lost_their_evidence(api: Any) ->
     )
     assert api.get(f"/api/contacts/{b}").json()["first_name"] == "Zbigniew"
     assert api.post("/api/duplicates/scan").json() == {"new": 0, "refreshed": 0, "withdrawn": 1, "open_total": 0}
+
+
+@pytest.fixture
+def empty_url(db_kind: str, tmp_path: Path) -> Iterator[str]:
+    yield from empty_database_url(db_kind, tmp_path)
+
+
+def test_upgrade_drops_name_only_suggestions_and_keeps_decisions(empty_url: str) -> None:
+    engine = create_db_engine(empty_url)
+    migrate.upgrade(engine, "0003")
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    person = {
+        "status": "active",
+        "attributes": {},
+        "tags": [],
+        "locked_fields": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+    legacy = sa.table(
+        "merge_suggestions",
+        *(sa.column(c) for c in ("person_a_id", "person_b_id", "score", "reason", "status")),
+        sa.column("created_at", UTCDateTime()),
+    )
+    with engine.begin() as conn:
+        ids = [conn.execute(people.insert().values(person).returning(people.c.id)).scalar_one() for _ in range(6)]
+        conn.execute(
+            legacy.insert(),
+            [
+                {"person_a_id": ids[0], "person_b_id": ids[1], "score": 90.0, "status": "open",
+                 "reason": "similar names (90) sharing phone +1415555", "created_at": now},
+                {"person_a_id": ids[2], "person_b_id": ids[3], "score": 100.0, "status": "open",
+                 "reason": "shared phone, different first name", "created_at": now},
+                {"person_a_id": ids[4], "person_b_id": ids[5], "score": 95.0, "status": "dismissed",
+                 "reason": "similar names (95) sharing domain acme.io", "created_at": now},
+            ],
+        )  # fmt: skip
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                merge_suggestions.c.person_a_id, merge_suggestions.c.status, merge_suggestions.c.evidence
+            ).order_by(merge_suggestions.c.person_a_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (ids[2], "open", [{"kind": "shared_phone", "detail": ""}]),
+        (ids[4], "dismissed", []),
+    ]
+    migrate.downgrade(engine, "0003")
+    engine.dispose()
