@@ -314,3 +314,52 @@ def test_upgrade_drops_name_only_suggestions_and_keeps_decisions(empty_url: str)
     ]
     migrate.downgrade(engine, "0003")
     engine.dispose()
+
+
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "tu",
+    "be",
+    "sho",
+    "va",
+    "ni",
+    "del",
+    "par",
+    "gon",
+    "fi",
+    "wen",
+    "tor",
+    "lu",
+    "sa",
+    "ke",
+    "bra",
+    "om",
+    "ul",
+    "zin",
+    "dor",
+    "fe",
+    "ha",
+]
+
+
+def test_a_large_company_domain_is_scanned_in_name_groups(
+    engine: sa.Engine, cli_env: dict[str, str], api: Any, tmp_path: Path
+) -> None:
+    rng = random.Random(7)
+    surnames = sorted({"".join(rng.choice(SYLLABLES) for _ in range(4)).capitalize() for _ in range(3000)})
+    # More people at one domain than one block holds; the planted pair comes last, where a cut would drop it.
+    rows = [[f"employee{i}@bigcorp.example", rng.choice(FIRST), rng.choice(surnames), ""] for i in range(2500)]
+    rows.append(["jennifer.okafor@bigcorp.example", "Jennifer", "Okafor", ""])
+    rows.append(["j.okafor@bigcorp.example", "Jenifer", "Okafor", ""])
+    assert cli("contacts", "import", str(write_rows(tmp_path / "big.csv", rows))).exit_code == 0
+    scan = api.post("/api/duplicates/scan").json()
+    assert scan["open_total"] < 100, scan  # same company and (near) same name: a fair question for a human
+    found = open_pairs(api)
+    pair = frozenset(
+        (person_of(engine, "jennifer.okafor@bigcorp.example"), person_of(engine, "j.okafor@bigcorp.example"))
+    )
+    assert pair in found
+    assert all("both at company domain bigcorp.example" in s["summary"] for s in found.values())

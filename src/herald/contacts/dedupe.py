@@ -18,6 +18,7 @@ from herald.contacts.evidence import (
     PersonFacts,
     assess,
     from_json,
+    name_similarity,
     pair_evidence,
     summary,
     to_json,
@@ -29,7 +30,7 @@ from herald.db.engine import dialect_insert, read_connection
 from herald.db.tables import identifiers, merge_suggestions, people
 
 STATUSES = ("open", "dismissed", "merged")
-MAX_BLOCK = 1000  # a block's pairs grow with its square; bigger blocks are split by last-name initial
+MAX_BLOCK = 1000  # a block's pairs grow with its square; bigger blocks are split by name initials
 MAX_PER_PAGE = 500
 REASON_LENGTH = 200  # the words version kept in `reason` for older readers; `evidence` holds the data
 
@@ -143,10 +144,26 @@ def _blocks(facts: dict[int, PersonFacts]) -> Iterable[list[int]]:
         if len(members) <= MAX_BLOCK:
             yield sorted(members)
             continue
-        by_initial: dict[str, list[int]] = defaultdict(list)
-        for pid in sorted(members):
-            by_initial[name_key(facts[pid].last_name)[:1]].append(pid)
-        yield from (group for group in by_initial.values() if len(group) > 1)
+        yield from _split(sorted(members), facts)
+
+
+def _split(members: list[int], facts: dict[int, PersonFacts]) -> Iterable[list[int]]:
+    """A big block (a large company's domain) in groups by last-name initial, then also first-name initial.
+
+    Pairs whose names differ in an initial are missed there; with a similar name required, that is rare.
+    """
+    groups: dict[str, list[int]] = defaultdict(list)
+    for pid in members:
+        groups[name_key(facts[pid].last_name)[:1]].append(pid)
+    for initial, group in groups.items():
+        if len(group) <= MAX_BLOCK:
+            if len(group) > 1:
+                yield group
+            continue
+        finer: dict[str, list[int]] = defaultdict(list)
+        for pid in group:
+            finer[initial + name_key(facts[pid].first_name)[:1]].append(pid)
+        yield from (g for g in finer.values() if len(g) > 1)
 
 
 def compute_suggestions(engine: sa.Engine, clock: Clock, threshold: float = NAME_THRESHOLD) -> ScanResult:
@@ -163,6 +180,9 @@ def compute_suggestions(engine: sa.Engine, clock: Clock, threshold: float = NAME
                 if (a, b) in seen:
                     continue
                 seen.add((a, b))
+                # Without a similar name the scan has nothing to suggest (it never sees a shared identifier).
+                if not name_similarity(facts[a], facts[b], threshold):
+                    continue
                 evidence = pair_evidence(facts[a], facts[b], name_threshold=threshold)
                 score = assess(evidence)
                 if score is not None:

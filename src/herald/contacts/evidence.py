@@ -50,6 +50,28 @@ FREE_MAIL = frozenset(
         "yandex.ru",
         "qq.com",
         "163.com",
+        "naver.com",
+        "rediffmail.com",
+        "zoho.com",
+        "fastmail.com",
+        "tutanota.com",
+        # Internet providers' mailboxes: customers, not colleagues.
+        "comcast.net",
+        "verizon.net",
+        "att.net",
+        "sbcglobal.net",
+        "bellsouth.net",
+        "cox.net",
+        "charter.net",
+        "earthlink.net",
+        "btinternet.com",
+        "sky.com",
+        "orange.fr",
+        "free.fr",
+        "wanadoo.fr",
+        "laposte.net",
+        "t-online.de",
+        "libero.it",
     }
 )
 
@@ -72,9 +94,14 @@ class PersonFacts:
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
     company_domains: frozenset[str] = field(init=False)
+    sorted_name: str = field(init=False)  # folded name tokens, sorted; '' without a first and a last name
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "company_domains", frozenset(company_domain(e) for e in self.emails) - {""})
+        # A lone 'Smith' matches half a city: compare only people with a first and a last name.
+        named = name_key(self.first_name) and name_key(self.last_name)
+        tokens = sorted(filter(None, (name_key(part) for part in self.full_name.split()))) if named else []
+        object.__setattr__(self, "sorted_name", " ".join(tokens))
 
     @property
     def full_name(self) -> str:
@@ -87,12 +114,12 @@ def company_domain(email_key: str) -> str:
     return "" if domain in FREE_MAIL else domain
 
 
-def name_similarity(a: PersonFacts, b: PersonFacts) -> float:
-    """0–100; 0 unless both people have a first and a last name (a lone 'Smith' matches half a city)."""
-    if not (name_key(a.first_name) and name_key(a.last_name) and name_key(b.first_name) and name_key(b.last_name)):
+def name_similarity(a: PersonFacts, b: PersonFacts, cutoff: float = 0.0) -> float:
+    """0–100, rapidfuzz token_sort_ratio of the folded names (0 below `cutoff` or without a full name)."""
+    if not a.sorted_name or not b.sorted_name:
         return 0.0
-    folded = [" ".join(name_key(part) for part in p.full_name.split()) for p in (a, b)]
-    return float(fuzz.token_sort_ratio(folded[0], folded[1]))
+    # token_sort_ratio is the ratio of the sorted tokens; they are sorted once per person, not per pair.
+    return float(fuzz.ratio(a.sorted_name, b.sorted_name, score_cutoff=cutoff))
 
 
 def phones_similar(a: str, b: str) -> bool:
@@ -108,8 +135,8 @@ def phones_similar(a: str, b: str) -> bool:
 def pair_evidence(a: PersonFacts, b: PersonFacts, *, name_threshold: float = NAME_THRESHOLD) -> list[Evidence]:
     """Every piece of evidence that links two people; a similar name is listed only above the threshold."""
     found: list[Evidence] = []
-    score = name_similarity(a, b)
-    if score >= name_threshold:
+    score = name_similarity(a, b, name_threshold)
+    if score:
         found.append(Evidence(SIMILAR_NAME, f"{score:.0f}"))
     shared_phones = sorted(set(a.phones) & set(b.phones))
     found.extend(Evidence(SHARED_PHONE, p) for p in shared_phones)
