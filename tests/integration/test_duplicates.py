@@ -188,6 +188,10 @@ def test_paging_with_total_through_api_and_cli(api: Any, cli_env: dict[str, str]
     beyond = api.get("/api/duplicates", params={"per_page": 2, "page": 4}).json()
     assert beyond["total"] == 5 and beyond["suggestions"] == []
 
+    old_route = api.get("/api/contacts/duplicates").json()  # the deprecated scan-and-list, still answering
+    assert old_route["total"] == 5 and {s["id"] for s in old_route["suggestions"]} == set(ids)
+    assert all(s["evidence"] and s["person_a_name"] for s in old_route["suggestions"])
+
     bad = api.get("/api/duplicates", params={"page": 0})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
     assert api.get("/api/duplicates", params={"status": "maybe"}).status_code == 422

@@ -166,27 +166,34 @@ def _split(members: list[int], facts: dict[int, PersonFacts]) -> Iterable[list[i
         yield from (g for g in finer.values() if len(g) > 1)
 
 
+def _scan(facts: dict[int, PersonFacts], threshold: float) -> dict[tuple[int, int], tuple[float, list[Evidence]]]:
+    found: dict[tuple[int, int], tuple[float, list[Evidence]]] = {}
+    seen: set[tuple[int, int]] = set()
+    for members in _blocks(facts):
+        for a, b in combinations(members, 2):
+            if (a, b) in seen:
+                continue
+            seen.add((a, b))
+            # Without a similar name the scan has nothing to suggest (it never sees a shared identifier).
+            if not name_similarity(facts[a], facts[b], threshold):
+                continue
+            evidence = pair_evidence(facts[a], facts[b], name_threshold=threshold)
+            score = assess(evidence)
+            if score is not None:
+                found[(a, b)] = (score, evidence)
+    return found
+
+
 def compute_suggestions(engine: sa.Engine, clock: Clock, threshold: float = NAME_THRESHOLD) -> ScanResult:
     """Scan active people for pairs worth suggesting and bring the stored open suggestions up to date."""
     if not 0 <= threshold <= 100:
         raise InvalidInputError("The name similarity threshold is a number from 0 to 100.", field="threshold")
     now = clock.now()
-    with engine.begin() as conn:
+    # Score outside the write transaction, so imports and merges are not kept waiting by the comparison.
+    with read_connection(engine) as conn:
         facts = _facts(conn)
-        found: dict[tuple[int, int], tuple[float, list[Evidence]]] = {}
-        seen: set[tuple[int, int]] = set()
-        for members in _blocks(facts):
-            for a, b in combinations(members, 2):
-                if (a, b) in seen:
-                    continue
-                seen.add((a, b))
-                # Without a similar name the scan has nothing to suggest (it never sees a shared identifier).
-                if not name_similarity(facts[a], facts[b], threshold):
-                    continue
-                evidence = pair_evidence(facts[a], facts[b], name_threshold=threshold)
-                score = assess(evidence)
-                if score is not None:
-                    found[(a, b)] = (score, evidence)
+    found = _scan(facts, threshold)
+    with engine.begin() as conn:
         stored = {
             (row.person_a_id, row.person_b_id): row
             for row in conn.execute(
