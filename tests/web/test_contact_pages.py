@@ -242,7 +242,7 @@ def merge_and_unmerge(page: Page, base: str, people: dict[str, int], db_kind: st
     page.get_by_role("button", name="Scan for duplicates").click()
     expect(page).to_have_url(base + "/duplicates?notice=scanned")
     pair = page.get_by_test_id("suggestion").filter(has_text="katherine.johnson@nasa.example")
-    expect(pair).to_contain_text("sharing domain nasa.example")
+    expect(pair.get_by_test_id("evidence")).to_contain_text("both at company domain nasa.example")
     expect(pair).to_contain_text("kjohnson@nasa.example")
     expect(page.get_by_test_id("suggestion").filter(has_text="one@payload.example")).to_contain_text(PAYLOADS[0])
     screenshot(page, f"{db_kind}-duplicates")

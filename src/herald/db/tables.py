@@ -188,6 +188,10 @@ merge_suggestions = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # open | merged | dismissed
     sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Why the pair is worth a look, as data: [{"kind": "shared_phone", "detail": "+14155550101"}, …]
+    sa.Column("evidence", JSONType, nullable=False, server_default="[]"),
+    sa.Column("decided_at", UTCDateTime),  # when it was dismissed or merged
+    sa.Column("decided_by", sa.String(200)),
     sa.UniqueConstraint("person_a_id", "person_b_id"),
 )
 

@@ -77,10 +77,12 @@ def search_contacts(
     return {"total": total, "limit": limit, "offset": offset, "contacts": rows}
 
 
-@router.get("/contacts/duplicates")
+@router.get("/contacts/duplicates", deprecated=True)
 def duplicates(runtime: RuntimeDep, threshold: float = Query(88.0, ge=50, le=100)) -> dict[str, Any]:
+    """Scan, then the first 200 open suggestions; use `POST /api/duplicates/scan` and `GET /api/duplicates`."""
     dedupe.compute_suggestions(runtime.engine, runtime.clock, threshold)
-    return {"suggestions": [dataclasses.asdict(s) for s in dedupe.list_suggestions(runtime.engine)]}
+    listing = dedupe.list_suggestions(runtime.engine, per_page=200)
+    return {"total": listing.total, "suggestions": [dataclasses.asdict(s) for s in listing.items]}
 
 
 @router.get("/contacts/{person_id}", responses=error_responses(404))
