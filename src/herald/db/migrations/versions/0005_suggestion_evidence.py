@@ -1,7 +1,7 @@
 """suggestion evidence: structured reasons on merge suggestions, who decided and when
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 04:20:00.000000
 
 Open suggestions from the old name-only scan carry no evidence and are dropped: the next scan
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 import herald.db.types
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """quiet hours applied on the ledger row (zone, window); worker heartbeats
 
-Revision ID: 0007
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 04:20:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import herald.db.types
 
-revision = "0007"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
