@@ -5,20 +5,40 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE ?= /tmp/herald-ci
 
-.PHONY: run test check lint format services clean-venv bench
+.PHONY: run test check lint format services clean-venv bench venv
 
-$(BIN)/.installed: pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/python -c "import herald, fastapi, sqlalchemy, playwright" 
-	touch $@
+# Two install levels with their own stamp: `make run` needs only what Herald runs on; `make test` adds the
+# test tools. `make test` after `make run` upgrades the same venv (the dev stamp is missing).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# pip's own lines, minus the noise; pipefail keeps pip's exit status (a failed install stops make).
+PIP_INSTALL := set -o pipefail; $(BIN)/pip install --disable-pip-version-check
+PIP_FILTER := { grep --line-buffered -vE '^(Requirement already satisfied|WARNING: Location|  Using cached)' || true; }
 
-venv: $(BIN)/.installed
+$(VENV)/bin/python:
+	@echo "[1/4] creating the virtual environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "[2/4] installing Herald and what it needs to run (about a minute on a fresh machine)"
+	@$(PIP_INSTALL) -e . 2>&1 | $(PIP_FILTER)
+	@$(BIN)/python -c "import herald, fastapi, sqlalchemy, uvicorn"
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing Herald with its test and lint tools"
+	@$(PIP_INSTALL) -e '.[dev]' 2>&1 | $(PIP_FILTER)
+	@$(BIN)/python -c "import herald, fastapi, sqlalchemy, playwright, pytest"
+	@touch $@ $(RUN_STAMP)
+
+venv: $(DEV_STAMP)
 
 ## run: set up and start Herald on SQLite in ./herald-data (embedded worker included)
-run: venv
-	$(BIN)/herald db upgrade
-	$(BIN)/herald serve
+run: $(RUN_STAMP)
+	@echo "[3/4] bringing the database schema up to date"
+	@$(BIN)/herald db upgrade
+	@echo "[4/4] starting Herald (Ctrl-C stops it)"
+	@$(BIN)/herald serve
 
 ## services: install and start PostgreSQL and postfix on loopback for the tests
 services:

@@ -16,16 +16,17 @@ from fastapi.testclient import TestClient
 from herald.api.app import create_app
 from herald.channels.maildir import MaildirEmailProvider
 from herald.channels.registry import ChannelRegistry
-from herald.channels.simulator import DEFAULT_AUTH_TOKEN, SimulatorConfig, SimulatorServer
+from herald.channels.simulator import SimulatorConfig, SimulatorServer
 from herald.channels.twilio import build_providers
 from herald.channels.twilio_signature import SIGNATURE_HEADER, compute_signature
 from herald.contacts.service import ContactInput, record_consent, upsert_contact
 from herald.core.clock import FrozenClock
 from herald.db.runtime import Runtime
 from herald.delivery import queries, service
+from herald.delivery.bootstrap import simulator_auth_token
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer
-from tests.e2e.twilio_support import add_fault, settings_for, sim_log
+from tests.e2e.twilio_support import TOKEN, add_fault, settings_for, sim_log
 
 PUBLIC = "http://herald.test"
 SETTINGS = DeliverySettings(
@@ -42,7 +43,7 @@ SETTINGS = DeliverySettings(
 @pytest.fixture
 async def sim(clock: FrozenClock) -> AsyncIterator[SimulatorServer]:
     # The simulator shares the frozen clock, so reconciliation's "created since" window lines up.
-    async with SimulatorServer(SimulatorConfig(callback_delay_seconds=0.01), clock=clock) as server:
+    async with SimulatorServer(SimulatorConfig(TOKEN, callback_delay_seconds=0.01), clock=clock) as server:
         yield server
 
 
@@ -211,12 +212,14 @@ async def test_consent_withdrawn_after_planning_skips_the_channel_at_send_time(
     assert await _submitted(sim, "+12125550106") == []
 
 
-def _callback(client: TestClient, reference: str, sid: str, status: str) -> int:
+def _callback(client: TestClient, runtime: Runtime, reference: str, sid: str, status: str) -> int:
+    # The API verifies with this installation's own simulator token (no HERALD_TWILIO_AUTH_TOKEN is set).
+    token = simulator_auth_token(runtime.engine)
     query = urlencode({"hub_msg": reference})
     form = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "0" * 32}
     if status == "undelivered":
         form["ErrorCode"] = "30003"
-    signature = compute_signature(f"{PUBLIC}/hooks/twilio/status?{query}", list(form.items()), DEFAULT_AUTH_TOKEN)
+    signature = compute_signature(f"{PUBLIC}/hooks/twilio/status?{query}", list(form.items()), token)
     response = client.post(
         f"/hooks/twilio/status?{query}",
         content=urlencode(form),
@@ -234,12 +237,12 @@ async def test_receipts_fail_over_and_a_late_delivered_stops_the_plan(
     [attempt] = _detail(runtime, message_id)["attempts"]
     sid = attempt["provider_message_id"]
     with TestClient(create_app(runtime)) as client:
-        assert _callback(client, attempt["reference"], sid, "sent") == 204
-        assert _callback(client, attempt["reference"], sid, "undelivered") == 204
+        assert _callback(client, runtime, attempt["reference"], sid, "sent") == 204
+        assert _callback(client, runtime, attempt["reference"], sid, "undelivered") == 204
         detail = _detail(runtime, message_id)
         assert detail["status"] == "queued" and detail["plan_index"] == 1  # the DLR failed: next channel
-        assert _callback(client, attempt["reference"], sid, "delivered") == 204  # late, out of order
-        assert _callback(client, attempt["reference"], sid, "delivered") == 204  # replayed: recorded once
+        assert _callback(client, runtime, attempt["reference"], sid, "delivered") == 204  # late, out of order
+        assert _callback(client, runtime, attempt["reference"], sid, "delivered") == 204  # replayed: recorded once
         bad = client.post(f"/hooks/twilio/status?hub_msg={attempt['reference']}", content=b"MessageStatus=failed")
         assert bad.status_code == 403
     detail = _detail(runtime, message_id)

@@ -1,8 +1,10 @@
-"""`herald serve` as a real process: migrated-database gate, API keys, and the embedded worker."""
+"""`herald serve` and `herald worker` as real processes: migration gate, port check, banner, worker exit."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -69,3 +71,52 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run(env, "serve", "--port", str(free_port()))
     assert result.returncode == 1
     assert "herald db upgrade" in result.stderr + result.stdout
+
+
+def test_serve_on_a_busy_port_fails_clearly_before_claiming_to_run(cli_env: dict[str, str]) -> None:
+    env = {**os.environ, **cli_env}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(env, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert "running at" not in result.stdout + result.stderr
+    assert f"error (port_in_use): Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port or HERALD_PORT" in result.stderr
+
+
+def test_the_banner_appears_once_the_socket_is_listening(cli_env: dict[str, str]) -> None:
+    env = {**os.environ, **cli_env}
+    port = free_port()
+    proc = subprocess.Popen(
+        [HERALD, "serve", "--no-worker", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the banner (or exit)
+        assert line.startswith(f"Herald is running at http://127.0.0.1:{port}/"), line + proc.stderr.read()
+        # Checked right after the banner, with no retry: the socket already accepts and answers.
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert proc.stderr is not None
+    assert "database: " in proc.stderr.read()
+
+
+def test_worker_once_exits_cleanly_after_starting_providers(cli_env: dict[str, str]) -> None:
+    env = {**os.environ, **cli_env}
+    # An SMS makes the pass start the embedded Twilio simulator (a thread with its own event loop).
+    sent = run(env, "messages", "send", "--to", "+12127365000", "--channel", "sms", "--text", "Your code: 1")
+    assert sent.returncode == 0, sent.stderr
+    assert "hint: no worker is running" in sent.stderr
+    result = run(env, "worker", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    message_id = json.loads(sent.stdout)["id"]
+    assert json.loads(run(env, "messages", "show", str(message_id)).stdout)["status"] == "sent"

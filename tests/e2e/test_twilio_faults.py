@@ -20,14 +20,14 @@ from herald.channels.base import (
 from herald.channels.simulator import SimulatorConfig, SimulatorServer
 from herald.channels.twilio import TwilioSmsProvider, TwilioWhatsAppProvider
 from herald.core.clock import SystemClock
-from tests.e2e.twilio_support import add_fault, eventually, settings_for, sim_log
+from tests.e2e.twilio_support import TOKEN, add_fault, eventually, settings_for, sim_log
 
 READ_TIMEOUT = 0.5
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[SimulatorServer]:
-    async with SimulatorServer(SimulatorConfig(callback_delay_seconds=0.01)) as server:
+    async with SimulatorServer(SimulatorConfig(TOKEN, callback_delay_seconds=0.01)) as server:
         yield server
 
 

@@ -14,20 +14,21 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from herald.channels.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorConfig, SimulatorServer
+from herald.channels.simulator import DEFAULT_ACCOUNT_SID, SimulatorConfig, SimulatorServer
+from tests.e2e.twilio_support import TOKEN
 
 Received = list[tuple[str, dict[str, str], str]]
 
 
 @pytest.fixture
 def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(callback_delay_seconds=0.01)).in_thread() as server:
+    with SimulatorServer(SimulatorConfig(TOKEN, callback_delay_seconds=0.01)).in_thread() as server:
         yield server
 
 
 @pytest.fixture
 def client(sim: SimulatorServer) -> Client:
-    twilio = Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+    twilio = Client(DEFAULT_ACCOUNT_SID, TOKEN)
     # The REST domain's base URL is a plain attribute; every v2010 resource resolves against it.
     twilio.api.base_url = sim.base_url
     return twilio
@@ -101,7 +102,7 @@ def test_request_validator_accepts_the_simulators_callbacks(client: Client, hook
         to="+15557770004", from_="+15005550006", body="Track me", status_callback=f"{base}/status?hub_msg=att-9"
     )
     _wait_for(received, 2)
-    validator = RequestValidator(DEFAULT_AUTH_TOKEN)
+    validator = RequestValidator(TOKEN)
     for url, headers, body in received:
         params = dict(parse_qsl(body, keep_blank_values=True))
         assert validator.validate(url, params, headers["X-Twilio-Signature"]), (url, params)

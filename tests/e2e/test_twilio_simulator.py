@@ -15,17 +15,17 @@ import httpx
 import pytest
 
 from herald.channels.base import Channel, EventKind, ProviderEvent, ProviderFailure, RenderedMessage, SignatureError
-from herald.channels.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorConfig, SimulatorServer
+from herald.channels.simulator import DEFAULT_ACCOUNT_SID, SimulatorConfig, SimulatorServer
 from herald.channels.twilio import TwilioSmsProvider, TwilioVoiceProvider, TwilioWhatsAppProvider
 from herald.core.clock import SystemClock
-from tests.e2e.twilio_support import Receiver, add_fault, eventually, receiver, settings_for, sim_log
+from tests.e2e.twilio_support import TOKEN, Receiver, add_fault, eventually, receiver, settings_for, sim_log
 
 SID = re.compile(r"^(SM|CA)[0-9a-f]{32}$")
 
 
 @pytest.fixture
 async def sim(tmp_path: Path) -> AsyncIterator[SimulatorServer]:
-    config = SimulatorConfig(callback_delay_seconds=0.01, log_path=tmp_path / "sim.jsonl")
+    config = SimulatorConfig(TOKEN, callback_delay_seconds=0.01, log_path=tmp_path / "sim.jsonl")
     async with SimulatorServer(config) as server:
         yield server
 
@@ -157,7 +157,7 @@ def test_herald_simulator_command_serves_on_the_port_it_prints(tmp_path: Path) -
     log = tmp_path / "cli-sim.jsonl"
     herald = Path(sys.executable).with_name("herald")
     process = subprocess.Popen(
-        [str(herald), "simulator", "--port", "0", "--log", str(log)],
+        [str(herald), "simulator", "--port", "0", "--log", str(log), "--auth-token", TOKEN],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -170,7 +170,7 @@ def test_herald_simulator_command_serves_on_the_port_it_prints(tmp_path: Path) -
         response = httpx.post(
             f"{match.group(1)}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json",
             data={"To": "+15551230009", "From": "+15005550006", "Body": "hi"},
-            auth=(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN),
+            auth=(DEFAULT_ACCOUNT_SID, TOKEN),
             timeout=20,
         )
         assert response.status_code == 201

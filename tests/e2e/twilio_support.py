@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,8 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from herald.channels.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorServer
+from herald.channels.simulator import DEFAULT_ACCOUNT_SID, SimulatorServer
 from herald.channels.twilio import TwilioSettings
+
+# A simulator has no default token; these tests share one made for this run.
+TOKEN = secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ def settings_for(sim: SimulatorServer, callback_base: str, **overrides: str) -> 
     values = {
         "base_url": sim.base_url,
         "account_sid": DEFAULT_ACCOUNT_SID,
-        "auth_token": DEFAULT_AUTH_TOKEN,
+        "auth_token": TOKEN,
         "status_callback_url": f"{callback_base}/hooks/twilio",
         "from_number": "+15005550006",
     } | overrides

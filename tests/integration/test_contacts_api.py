@@ -37,7 +37,8 @@ def test_upload_returns_a_batch_at_once_and_reports_progress(api: Any) -> None:
     assert final["counts"]["created"] == 250 and final["counts"]["rejected"] == 1
     assert final["processed_rows"] == 251
     rejects = api.get(f"/api/imports/{batch}/rejects.csv").text.splitlines()
-    assert rejects[1].startswith("252,invalid_email,email,")
+    assert rejects[0] == "row,kind,reason,field,message"
+    assert rejects[1].startswith("252,reject,invalid_email,email,")
 
     listed = api.get("/api/contacts", params={"q": "user17@", "limit": 5}).json()
     assert listed["total"] == 1 and listed["contacts"][0]["first_name"] == "User17"
@@ -134,3 +135,43 @@ def test_locked_fields_survive_imports_and_merges(api: Any, clock: Any) -> None:
     api.post("/api/merges", json={"survivor_id": a, "merged_id": b})
     merged = api.get(f"/api/contacts/{a}").json()
     assert (merged["first_name"], merged["company"]) == ("Robert", "Newest")
+
+
+def test_invalid_values_beside_a_valid_one_are_warnings_not_lost_people(api: Any, engine: sa.Engine) -> None:
+    crm = (
+        "Email,Phone,Twitter,First Name\n"
+        "omar.x@gmail.com,n/a,,Omar\n"
+        "ida@example.com,12345,@ida,Ida\n"
+        "omar..x@gmail.com,+1 212 736 5000,,Omar\n"  # the phone is good; the e-mail is not
+        "lee@example.com,(212) 155-0101,not a handle!,Lee\n"  # an unallocated range; a bad handle
+        "omar..y@gmail.com,n/a,,Nobody\n"  # nothing valid at all: the only rejected row
+    )
+    response = api.post("/api/imports", files={"file": ("crm.csv", crm.encode(), "text/csv")})
+    final = poll_import(api, response.json()["id"])[-1]
+    assert final["status"] == "done", final
+    assert final["counts"]["created"] == 4 and final["counts"]["rejected"] == 1 and final["counts"]["warned"] == 4
+    assert final["processed_rows"] == final["total_rows"] == 5  # rows, however many warnings each has
+    warnings = [(w["row"], w["reason"], w["field"]) for w in final["warnings"]]
+    assert warnings == [
+        (2, "invalid_phone", "phone"),
+        (3, "invalid_phone", "phone"),
+        (4, "invalid_email", "email"),
+        (5, "invalid_phone", "phone"),
+        (5, "invalid_handle", "handle"),
+    ]
+    assert "imported without it" in final["warnings"][0]["message"]
+    assert [(r["row"], r["reason"]) for r in final["rejects"]] == [(6, "invalid_email")]
+    assert "'n/a' is not a phone number" in final["rejects"][0]["message"]  # every bad value is named
+    lines = api.get(final["rejects_url"]).text.splitlines()
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["2", "warning", "invalid_phone"],
+        ["3", "warning", "invalid_phone"],
+        ["4", "warning", "invalid_email"],
+        ["5", "warning", "invalid_phone"],
+        ["5", "warning", "invalid_handle"],
+        ["6", "reject", "invalid_email"],
+    ]
+    listed = api.get("/api/contacts", params={"limit": 10}).json()
+    assert listed["total"] == 4
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(people)) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -63,7 +64,7 @@ dave@example.org,=cmd|' /C calc'!A0,Dave,+49 30 901820,,
 """
 
 
-def test_messy_file_resolves_people_and_rejects_bad_rows(
+def test_messy_file_resolves_people_rejects_bad_rows_and_warns_about_bad_values(
     engine: sa.Engine, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     result = cli("contacts", "import", str(write(tmp_path / "messy.csv", MESSY)), "--rejects", str(tmp_path / "rej"))
@@ -72,9 +73,16 @@ def test_messy_file_resolves_people_and_rejects_bad_rows(
     # Row numbers as a spreadsheet shows them: header is row 1; the multi-line record is one row.
     assert "row 6: invalid_email [email]" in out
     assert "row 7: no_valid_identifier" in out
-    assert "row 8: invalid_phone [phone]" in out
+    # Carol's e-mail is good: she is imported, and her phone "12345" is a warning, not a lost person.
+    assert "row 8: warning invalid_phone [phone]: '12345' is not a valid phone number" in out
     assert "row 9: invalid_email [email]" in out
-    assert "created=4" in out and "deduplicated=1" in out and "rejected=4" in out and "suggested=1" in out
+    assert "created=5" in out and "deduplicated=1" in out and "rejected=3" in out and "warned=1" in out
+    assert "suggested=1" in out and "rows, encoding utf-8\n" in out
+    carol = person_of(engine, "email", "carol@example.com")
+    assert count(engine, identifiers, identifiers.c.person_id == carol) == 1
+    with engine.connect() as conn:
+        raw = conn.scalar(sa.select(source_records.c.raw).where(source_records.c.person_id == carol))
+    assert raw["Phone"] == "12345"  # the raw value stays in the source record
 
     john = person_of(engine, "email", "johnsmith@gmail.com")
     assert person_of(engine, "phone", "+12125550142") == john  # Gmail variants and a national US number
@@ -90,7 +98,13 @@ def test_messy_file_resolves_people_and_rejects_bad_rows(
     assert notes["Notes"] == "dup of row 2"  # the newer row's non-empty value wins
 
     rejects = list(csv.DictReader((tmp_path / "rej").glob("*.csv").__next__().open(encoding="utf-8")))
-    assert [r["row"] for r in rejects] == ["6", "7", "8", "9"]
+    assert [(r["row"], r["kind"], r["reason"]) for r in rejects] == [
+        ("6", "reject", "invalid_email"),
+        ("7", "reject", "no_valid_identifier"),
+        ("8", "warning", "invalid_phone"),
+        ("9", "reject", "invalid_email"),
+    ]
+    assert rejects[2]["Phone"] == "12345" and rejects[2]["Email"] == "carol@example.com"
     assert rejects[3]["Email"].startswith("'=")  # even the rejects file is safe to open in a spreadsheet
 
 
@@ -108,7 +122,7 @@ def test_a_row_linking_two_new_people_in_one_file_makes_one_person(
 def test_dry_run_reports_and_changes_nothing(engine: sa.Engine, cli_env: dict[str, str], tmp_path: Path) -> None:
     result = cli("contacts", "import", str(write(tmp_path / "m.csv", MESSY)), "--dry-run", "--rejects", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "dry run (nothing changed)" in result.output and "created=4" in result.output
+    assert "dry run (nothing changed)" in result.output and "created=5" in result.output
     assert count(engine, people) == 0 and count(engine, import_batches) == 0 and count(engine, identifiers) == 0
 
 
@@ -275,7 +289,7 @@ def test_export_neutralises_formulas_and_reimports_identically(
     out = tmp_path / "export.csv"
     assert cli("contacts", "export", "--out", str(out)).exit_code == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert len(rows) == active_people(engine) == 5
+    assert len(rows) == active_people(engine) == 6
     dave = next(r for r in rows if "dave@example.org" in r["emails"])
     assert dave["first_name"].startswith("'=")  # CSV injection neutralised
     assert next(r for r in rows if r["emails"] == '["q@example.com"]')["last_name"] == "'-Minus"
@@ -332,9 +346,46 @@ def _people_snapshot(engine: sa.Engine) -> list[tuple[object, ...]]:
 def test_parallel_validation_gives_the_same_result(engine: sa.Engine, tmp_path: Path, clock: object) -> None:
     from herald.contacts import importing
 
-    rows = "".join(f"user{i}@example.com,User{i},+1 212 736 {i:04d}\n" for i in range(3000)) + "bad,Bad,\n"
+    rows = "".join(f"user{i}@example.com,User{i},+1 212 736 {i:04d}\n" for i in range(3000))
+    rows += "bad,Bad,\nwarned@example.com,Warned,n/a\n"
     path = write(tmp_path / "p.csv", "email,first name,phone\n" + rows + rows)
     report = importing.run_import(engine, clock, path, workers=2)  # type: ignore[arg-type]
-    assert report.counts["created"] == 3000 and report.counts["deduplicated"] == 3000
-    assert [r.row_number for r in report.rejects] == [3002, 6003]
-    assert count(engine, source_records) == 6000
+    assert report.counts["created"] == 3001 and report.counts["deduplicated"] == 3001
+    assert [r.row_number for r in report.rejects] == [3002, 6004]
+    assert [(w.row_number, w.reason, w.raw["phone"]) for w in report.warnings] == [
+        (3003, "invalid_phone", "n/a"),
+        (6005, "invalid_phone", "n/a"),
+    ]
+    assert report.counts["warned"] == 2
+    assert count(engine, source_records) == 6002
+
+
+def test_names_damaged_by_a_cp1252_export_still_agree_and_the_guessed_encoding_is_reported(
+    engine: sa.Engine, cli_env: dict[str, str], tmp_path: Path, api: Any
+) -> None:
+    crm = "email,first name,last name,phone\nlukasz@firma.pl,Łukasz,Wiśniewski,+48 22 123 45 67\n"
+    crm += "anna@firma.pl,Anna,Kowalska,+48 22 765 43 21\n"
+    assert cli("contacts", "import", str(write(tmp_path / "crm.csv", crm))).exit_code == 0
+    # Constant Contact wrote cp1252, which has no Ł or ś: they became "?". Its ü is not UTF-8.
+    cc = (
+        "Email address,First name,Last name,Phone - work,Email permission status\r\n"
+        "l.wisniewski@home.example,?ukasz,Wi?niewski,+48 22 123 45 67,Explicit\r\n"
+        "kasia@home.example,Katarzyna,Müller,+48 22 765 43 21,Explicit\r\n"
+    )
+    result = cli("contacts", "import", str(write(tmp_path / "cc.csv", cc, encoding="cp1252")))
+    assert result.exit_code == 0, result.output
+    assert "as constant-contact, 2 rows, encoding cp1252 (guessed)" in result.output
+    # "?ukasz" shares Łukasz's phone and agrees with his name: the same person, with a second e-mail.
+    # Katarzyna shares Anna's phone with another first name: a household, so a suggestion as before.
+    assert "created=1" in result.output and "updated=1" in result.output and "suggested=1" in result.output
+    lukasz = person_of(engine, "email", "lukasz@firma.pl")
+    assert person_of(engine, "email", "l.wisniewski@home.example") == lukasz
+    assert person_of(engine, "email", "kasia@home.example") != person_of(engine, "email", "anna@firma.pl")
+    with engine.connect() as conn:
+        names = conn.execute(sa.select(people.c.first_name, people.c.last_name).where(people.c.id == lukasz)).one()
+    assert tuple(names) == ("Łukasz", "Wiśniewski")  # the damaged spelling never replaces the good one
+
+    body = api.get(f"/api/imports/{batch_id_of(result.output)}").json()
+    assert (body["encoding"], body["encoding_guessed"]) == ("cp1252", True)
+    first = api.get("/api/imports/1").json()
+    assert (first["encoding"], first["encoding_guessed"]) == ("utf-8", False)

@@ -59,7 +59,7 @@ def test_api_requires_a_valid_key(runtime: Runtime, cli_env: dict[str, str]) -> 
     ok = client.get("/api/backups", headers={"Authorization": f"Bearer {secret}"})
     assert ok.status_code != 401
 
-    key_id = cli("apikey", "list").output.split()[0]
+    key_id = cli("apikey", "list").stdout.split()[0]
     assert cli("apikey", "revoke", key_id).exit_code == 0
     assert client.get("/api/backups", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
 

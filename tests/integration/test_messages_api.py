@@ -127,13 +127,16 @@ def test_the_same_message_key_dedups_across_identifiers(api: TestClient, runtime
 
 def test_quiet_hours_hold_until_the_next_allowed_instant(api: TestClient, runtime: Runtime, clock: FrozenClock) -> None:
     _contact(api, emails=["eve@example.com"], timezone="America/New_York")  # 07:00 there
-    body = _send(api, "q-1", email="eve@example.com").json()  # transactional: quiet hours apply unless exempted
+    # Incident notices keep quiet hours by default (transactional ones are exempt: see test_first_hour.py).
+    body = _send(api, "q-1", email="eve@example.com", **{"class": "incident"}).json()
     assert body["status"] == "held"
     assert body["hold_reason"] == "quiet_hours"
     opens = dt.datetime(2026, 11, 22, 13, 0, tzinfo=dt.UTC)  # 08:00 EST
     assert dt.datetime.fromisoformat(body["available_at"]) == opens
     detail = api.get(f"/api/messages/{body['id']}").json()
     assert detail["zone_source"] == "contact" and detail["zones"] == ["America/New_York"]
+    assert detail["quiet_zone"] == "America/New_York (contact)"
+    assert detail["quiet_window"] == "08:00-20:00 local, every day"
 
     assert _deliver(runtime) == 0
     clock.set(opens - dt.timedelta(seconds=1))
@@ -237,11 +240,11 @@ def test_cli_send_is_the_same_send(runtime: Runtime) -> None:
     first = cli(*args)
     assert first.exit_code == 0, first.output
     again = cli(*args)
-    assert json.loads(again.output) == json.loads(first.output)
-    message_id = json.loads(first.output)["id"]
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    message_id = json.loads(first.stdout)["id"]
     shown = cli("messages", "show", str(message_id))
     assert shown.exit_code == 0
-    assert json.loads(shown.output)["addresses"] == {"email": "jo@example.com"}
+    assert json.loads(shown.stdout)["addresses"] == {"email": "jo@example.com"}
     assert _count(runtime, messages) == 1
 
 

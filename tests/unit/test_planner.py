@@ -11,7 +11,8 @@ from herald.schedule.quiet_hours import QuietHoursPolicy
 from herald.templates.render import TemplateSpec, VariableSpec
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)  # 12:00 London, 07:00 New York
-RULES = Rules(quiet_hours=QuietHoursPolicy())
+# These rules keep quiet hours for transactional messages too, so the default class exercises them.
+RULES = Rules(quiet_hours=QuietHoursPolicy(exempt_transactional=False))
 INLINE = Content(
     inline={
         "email": {"subject": "Hello", "text": "Hi {{ contact.first_name }}."},
@@ -139,3 +140,34 @@ def test_not_before_delays_and_caps_hold_or_drop() -> None:
         _request("email", message_class="marketing"), _person("Europe/London", subscribed), INLINE, drop, recent
     )
     assert isinstance(dropped, PlannedMessage) and (dropped.status, dropped.hold_reason) == ("held", "capped_drop")
+
+
+def test_by_default_a_transactional_message_goes_at_night_and_marketing_waits() -> None:
+    defaults = Rules(quiet_hours=QuietHoursPolicy(default_country="US"))
+    night = dt.datetime(2026, 11, 22, 3, 37, tzinfo=dt.UTC)
+    unknown_zone = _person(None)
+    reset = plan_message(Request("transactional", ("email",), night), unknown_zone, INLINE, defaults)
+    assert isinstance(reset, PlannedMessage)
+    assert (reset.status, reset.available_at) == ("queued", night)
+    assert (reset.quiet_zone, reset.quiet_window) == ("unknown", "exempt: transactional")
+    subscribed = ConsentEvent("email", "marketing", "subscribed", night)
+    offer = plan_message(Request("marketing", ("email",), night), _person(None, subscribed), INLINE, defaults)
+    assert isinstance(offer, PlannedMessage)
+    assert (offer.status, offer.hold_reason) == ("held", "quiet_hours")
+    assert offer.available_at == dt.datetime(2026, 11, 22, 18, 0, tzinfo=dt.UTC)  # 08:00 in Honolulu and Adak
+    assert offer.quiet_zone is not None and offer.quiet_zone.startswith("every zone of US")
+    assert offer.quiet_window == "08:00-20:00 local, every day"
+
+
+def test_contact_fields_read_short_or_long_and_message_variables_win() -> None:
+    content = Content(
+        inline={"email": {"subject": "{{ first_name }} / {{ contact.first_name }}", "text": "{{ tier }} {{ email }}"}}
+    )
+    plan = _plan(_person(), content)
+    assert isinstance(plan, PlannedMessage)
+    assert plan.content["email"] == {"subject": "Ann / Ann", "text": "gold ann@example.com"}
+    override = Content(inline=content.inline, variables={"first_name": "Jo"})
+    plan = _plan(_person(), override)
+    assert isinstance(plan, PlannedMessage)
+    # The message's own variable wins over the short name; contact.first_name stays the stored one.
+    assert plan.content["email"]["subject"] == "Jo / Ann"

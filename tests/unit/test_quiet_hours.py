@@ -10,19 +10,22 @@ from herald.core.clock import FrozenClock
 from herald.core.errors import InvalidInputError
 from herald.schedule.quiet_hours import (
     MESSAGE_CLASSES,
+    MIDNIGHT,
     DailyWindow,
     MessageClass,
     NoCommonWindowError,
+    QuietHoursApplied,
     QuietHoursPolicy,
     WeeklyWindows,
     decide_send_time,
+    describe_decision,
     is_allowed,
     next_allowed_instant,
     require_next_allowed_instant,
 )
 from herald.schedule.timezones import load_zone, pin_tzdata, resolve_zone
 
-DEFAULT = QuietHoursPolicy()
+DEFAULT = QuietHoursPolicy(exempt_transactional=False)  # quiet hours for every class
 SUNDAY = 6
 
 
@@ -176,6 +179,18 @@ def test_a_window_ending_at_midnight_runs_to_the_end_of_the_day() -> None:
     assert at(utc(2026, 6, 2, 0, 0), ["UTC"], policy) == utc(2026, 6, 2, 20, 0)
 
 
+def test_quiet_hours_keep_marketing_and_incidents_but_not_transactional_by_default() -> None:
+    night = utc(2026, 6, 1, 7, 0)  # 03:00 in New York
+    for message_class in ("marketing", "incident"):
+        decision = decide_send_time(night, ["America/New_York"], QuietHoursPolicy(), message_class)
+        assert (decision.send_at, decision.reason) == (utc(2026, 6, 1, 12, 0), "deferred")
+    # A password reset the person just asked for goes now, also when the zone is unknown.
+    for zones in (["America/New_York"], []):
+        policy = QuietHoursPolicy(default_country="US")
+        decision = decide_send_time(night, zones, policy, "transactional")
+        assert (decision.send_at, decision.reason) == (night, "exempt")
+
+
 def test_every_class_keeps_quiet_hours_unless_the_policy_exempts_it() -> None:
     night = utc(2026, 6, 1, 7, 0)  # 03:00 in New York
     for message_class in MESSAGE_CLASSES:
@@ -221,3 +236,30 @@ def test_bad_inputs_are_refused_with_invalid_input() -> None:
         DailyWindow(dt.time(20), dt.time(8))
     with pytest.raises(InvalidInputError):
         WeeklyWindows(days=(None,) * 6)
+
+
+def test_the_decision_says_which_zone_and_window_it_applied() -> None:
+    night = utc(2026, 6, 1, 7, 37)
+    policy = QuietHoursPolicy(default_country="US")
+    held = decide_send_time(night, ["America/New_York"], policy, "marketing")
+    applied = describe_decision(held, ["America/New_York"], "contact", policy, "marketing")
+    assert applied == QuietHoursApplied("America/New_York (contact)", "08:00-20:00 local, every day")
+
+    unknown = decide_send_time(night, [], policy, "marketing")
+    applied = describe_decision(unknown, [], "unknown", policy, "marketing")
+    assert applied.zone == f"every zone of US ({len(unknown.zones)}; zone unknown)" and len(unknown.zones) > 20
+
+    exempt = decide_send_time(night, [], policy, "transactional")
+    assert describe_decision(exempt, [], "unknown", policy, "transactional") == QuietHoursApplied(
+        "unknown", "exempt: transactional"
+    )
+    fallback = QuietHoursPolicy(fallback_zones=("Europe/Paris",))
+    decision = decide_send_time(night, [], fallback, "incident")
+    applied = describe_decision(decision, [], "unknown", fallback, "incident")
+    assert applied.zone == "Europe/Paris (fallback; zone unknown)"
+    sunday_closed = QuietHoursPolicy(default=WeeklyWindows.every_day(dt.time(9), MIDNIGHT).with_day(6, None))
+    decision = decide_send_time(night, ["UTC"], sunday_closed, "marketing")
+    assert describe_decision(decision, ["UTC"], "contact", sunday_closed, "marketing").window == (
+        "local: Mon 09:00-24:00, Tue 09:00-24:00, Wed 09:00-24:00, Thu 09:00-24:00, Fri 09:00-24:00, "
+        "Sat 09:00-24:00, Sun closed"
+    )

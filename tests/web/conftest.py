@@ -11,9 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.helpers import free_port
+
+# Assertions wait as long as actions do: a loaded 2-core box can take more than 5 s for an undo or a merge.
+expect.set_options(timeout=20_000)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [

@@ -184,13 +184,13 @@ def _note_poll(request: Request, polls: list[str]) -> None:
 
 def check_rejects_download(page: Page) -> None:
     with page.expect_download() as info:
-        page.get_by_role("link", name="Download rejected rows (CSV)").click()
+        page.get_by_role("link", name="Download rejected rows and warnings (CSV)").click()
     content = Path(info.value.path()).read_text(encoding="utf-8")
     rows = list(csv.reader(io.StringIO(content)))
-    assert rows[0][:4] == ["row", "reason", "field", "message"]
+    assert rows[0][:5] == ["row", "kind", "reason", "field", "message"]
     by_row = {row[0]: row for row in rows[1:]}
     assert set(by_row) == {"6", "7"}  # spreadsheet row numbers: the header is row 1
-    assert by_row["6"][1] == "invalid_email" and "not-an-e-mail" in by_row["6"]
+    assert by_row["6"][1:3] == ["reject", "invalid_email"] and "not-an-e-mail" in by_row["6"]
     formula = by_row["7"][rows[0].index("First Name")]
     assert formula == '\'=HYPERLINK("http://evil.example","click")'  # neutralised for spreadsheets
 
@@ -242,7 +242,7 @@ def merge_and_unmerge(page: Page, base: str, people: dict[str, int], db_kind: st
     page.get_by_role("button", name="Scan for duplicates").click()
     expect(page).to_have_url(base + "/duplicates?notice=scanned")
     pair = page.get_by_test_id("suggestion").filter(has_text="katherine.johnson@nasa.example")
-    expect(pair).to_contain_text("sharing domain nasa.example")
+    expect(pair.get_by_test_id("evidence")).to_contain_text("both at company domain nasa.example")
     expect(pair).to_contain_text("kjohnson@nasa.example")
     expect(page.get_by_test_id("suggestion").filter(has_text="one@payload.example")).to_contain_text(PAYLOADS[0])
     screenshot(page, f"{db_kind}-duplicates")

@@ -9,12 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from herald import __version__
+from herald.api.body_limit import BodyLimitMiddleware
 from herald.api.deps import require_api_key
-from herald.api.errors import install_error_handlers
-from herald.api.routes import backups, contacts, imports, messages, templates
+from herald.api.docs import mount_docs
+from herald.api.errors import COMMON_ERROR_STATUSES, error_response, error_responses, install_error_handlers
+from herald.api.routes import backups, contacts, duplicates, imports, messages, templates
 from herald.db.runtime import Runtime
 from herald.web.app import mount_web
 from herald.worker.loop import run_worker
+
+# Multipart import uploads get HERALD_MAX_UPLOAD_BYTES; every other body HERALD_MAX_BODY_BYTES.
+UPLOAD_ROUTES = (("POST", "/api/imports"), ("POST", "/imports"))
 
 
 def _lifespan(runtime: Runtime, embedded_worker: bool) -> object:
@@ -40,22 +45,38 @@ def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
         title="Herald",
         version=__version__,
         description=("Self-hosted customer communication hub. Every /api route needs `Authorization: Bearer <key>`."),
+        # FastAPI's own /docs and /redoc load their scripts from CDNs; api/docs.py serves vendored ones.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
 
-    api = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
+    api = APIRouter(
+        prefix="/api", dependencies=[Depends(require_api_key)], responses=error_responses(*COMMON_ERROR_STATUSES)
+    )
     api.include_router(contacts.router)
+    api.include_router(duplicates.router)
     api.include_router(imports.router)
     api.include_router(backups.router)
     api.include_router(messages.router)
     api.include_router(templates.router)
     app.include_router(api)
-    app.include_router(messages.hooks)
+    app.include_router(messages.hooks, responses=error_responses(403, 413, 500, 503))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount_docs(app)
     mount_web(app, runtime)
+    # Added last, so it is the outermost middleware: nothing reads a body it would refuse.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        max_upload_bytes=runtime.settings.max_upload_bytes,
+        upload_routes=UPLOAD_ROUTES,
+        respond=error_response,
+    )
     return app

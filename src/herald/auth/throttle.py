@@ -22,6 +22,7 @@ from herald.db.auth_tables import auth_throttle
 
 class ThrottledError(HeraldError):
     code = "throttled"
+    http_status = 429
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from herald.core.errors import HeraldError
 from herald.core.settings import load_settings
@@ -23,10 +25,24 @@ def show_progress() -> bool:
     return os.environ.get("CI", "").lower() not in {"1", "true", "yes"}
 
 
+def database_label(url: str) -> str:
+    """The database URL as operators may see it: the password masked, everything else as configured."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable HERALD_DATABASE_URL)"
+
+
 @contextmanager
 def runtime(*, migrated: bool = True) -> Iterator[Runtime]:
-    """Open the runtime; turn HeraldErrors into a clear message and exit code 1."""
-    rt = open_runtime(load_settings())
+    """Open the runtime; turn HeraldErrors into a clear message and exit code 1.
+
+    Says which database it opened (on stderr, so stdout stays parseable): with two installations on one
+    machine, or a forgotten HERALD_DATABASE_URL, this one line saves a confusing hour.
+    """
+    settings = load_settings()
+    err_console.print(f"database: {database_label(settings.resolved_database_url)}", markup=False)
+    rt = open_runtime(settings)
     try:
         if migrated:
             check_migrated(rt.engine)

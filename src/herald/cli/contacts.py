@@ -1,4 +1,4 @@
-"""`herald contacts …`: import, export, undo, duplicates, merge, unmerge, show."""
+"""`herald contacts …`: import, export, undo, duplicates, dismiss-suggestion, merge, unmerge, show."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from herald.contacts import dedupe, export, importing, service, undo
 from herald.contacts.importers import FORMATS
 
 contacts_app = typer.Typer(help="People: import, export, deduplicate, merge and unmerge.", no_args_is_help=True)
-MAX_REJECTS_SHOWN = 50
+MAX_ISSUES_SHOWN = 50
 
 
 @contextmanager
@@ -57,22 +57,27 @@ def import_(
                 progress=progress,
                 rejects_dir=rejects or rt.settings.data_dir / "imports",
             )
-        if dry_run and report.rejects:
-            report.rejects_file = importing.write_rejects(report.rejects, rejects or Path(), "dry-run")
+        if dry_run and report.issues:
+            report.rejects_file = importing.write_rejects(report.issues, rejects or Path(), "dry-run")
     _print_report(report)
 
 
 def _print_report(report: importing.ImportReport) -> None:
-    for reject in report.rejects[:MAX_REJECTS_SHOWN]:
-        where = f" [{reject.field}]" if reject.field else ""
-        console.print(f"row {reject.row_number}: {reject.reason}{where}: {reject.message}", markup=False)
-    if len(report.rejects) > MAX_REJECTS_SHOWN:
-        console.print(f"… and {len(report.rejects) - MAX_REJECTS_SHOWN} more rejected rows")
+    issues = report.issues
+    for issue in issues[:MAX_ISSUES_SHOWN]:
+        where = f" [{issue.field}]" if issue.field else ""
+        label = "warning " if issue.kind == "warning" else ""
+        console.print(f"row {issue.row_number}: {label}{issue.reason}{where}: {issue.message}", markup=False)
+    if len(issues) > MAX_ISSUES_SHOWN:
+        console.print(f"… and {len(issues) - MAX_ISSUES_SHOWN} more rejected rows and warnings")
     head = "dry run (nothing changed)" if report.dry_run else f"batch {report.batch_id}"
-    console.print(f"{head}: {report.file_name} as {report.format}, {report.total_rows} rows", markup=False)
+    console.print(
+        f"{head}: {report.file_name} as {report.format}, {report.total_rows} rows, encoding {report.encoding_label}",
+        markup=False,
+    )
     console.print("  ".join(f"{k}={v}" for k, v in report.counts.items()))
     if report.rejects_file:
-        console.print(f"rejects written to {report.rejects_file}", markup=False)
+        console.print(f"rejects and warnings written to {report.rejects_file}", markup=False)
 
 
 @contacts_app.command("import-undo")
@@ -104,16 +109,55 @@ def export_(
 
 @contacts_app.command("duplicates")
 def duplicates(
-    threshold: float = typer.Option(88.0, help="Minimum name similarity (0–100) for fuzzy suggestions."),
+    threshold: float = typer.Option(
+        88.0, min=0, max=100, help="Minimum name similarity (0–100); a similar name also needs other evidence."
+    ),
+    page: int = typer.Option(1, "--page", min=1, help="Which page of suggestions to show."),
+    per_page: int = typer.Option(50, "--per-page", min=1, max=dedupe.MAX_PER_PAGE, help="Suggestions per page."),
+    status: str = typer.Option("open", "--status", help=f"Which suggestions: {' | '.join(dedupe.STATUSES)}."),
+    scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan for new pairs before listing."),
 ) -> None:
-    """List likely duplicate pairs with a score and the reason."""
+    """Scan for likely duplicate pairs and list a page of them: both names, score and the evidence."""
     with runtime() as rt:
-        dedupe.compute_suggestions(rt.engine, rt.clock, threshold)
-        suggestions = dedupe.list_suggestions(rt.engine)
-    table = Table("suggestion", "person A", "person B", "score", "reason")
-    for s in suggestions:
-        table.add_row(str(s.id), str(s.person_a_id), str(s.person_b_id), f"{s.score:.0f}", s.reason)
-    console.print(table if suggestions else "no duplicate suggestions")
+        if scan:
+            result = dedupe.compute_suggestions(rt.engine, rt.clock, threshold)
+            console.print(
+                f"scan: {result.new} new, {result.refreshed} updated, {result.withdrawn} withdrawn"
+                f" (no longer enough evidence)"
+            )
+        listing = dedupe.list_suggestions(rt.engine, status, page=page, per_page=per_page)
+    if not listing.total:
+        console.print(f"no {status} duplicate suggestions")
+        return
+    table = Table("suggestion", "person A", "person B", "score", "evidence")
+    for s in listing.items:
+        table.add_row(
+            str(s.id),
+            f"{s.person_a_name or '(no name)'} #{s.person_a_id}",
+            f"{s.person_b_name or '(no name)'} #{s.person_b_id}",
+            f"{s.score:.0f}",
+            s.reason,
+        )
+    if listing.items:
+        console.print(table)
+    first = (listing.page - 1) * listing.per_page + 1
+    shown = f"{first}–{first + len(listing.items) - 1}" if listing.items else "none"
+    console.print(
+        f"{listing.total} {status} suggestions; showing {shown} (page {listing.page} of {listing.last_page})",
+        markup=False,
+    )
+
+
+@contacts_app.command("dismiss-suggestion")
+def dismiss_suggestion(suggestion: int = typer.Argument(..., help="The suggestion id `duplicates` printed.")) -> None:
+    """Dismiss a duplicate suggestion: the two are different people, and a re-scan will not suggest them again."""
+    with runtime() as rt:
+        s = dedupe.dismiss_suggestion(rt.engine, rt.clock, suggestion, actor="cli")
+    console.print(
+        f"suggestion {s.id} dismissed: {s.person_a_name or '(no name)'} #{s.person_a_id}"
+        f" and {s.person_b_name or '(no name)'} #{s.person_b_id} are not suggested again",
+        markup=False,
+    )
 
 
 @contacts_app.command("merge")
@@ -134,6 +178,8 @@ def unmerge(merge_id: int = typer.Argument(..., help="The merge id to undo.")) -
     with runtime() as rt:
         result = service.unmerge_contacts(rt.engine, rt.clock, merge_id, actor="cli")
     console.print(f"merge {merge_id} undone: person {result['restored_id']} restored beside {result['survivor_id']}")
+    if "reopened_suggestion_id" in result:
+        console.print(f"duplicate suggestion {result['reopened_suggestion_id']} is open again")
 
 
 @contacts_app.command("show")

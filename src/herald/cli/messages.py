@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import typer
 
-from herald.cli.common import console, runtime
-from herald.delivery import queries, service
+from herald.cli.common import console, err_console, runtime
+from herald.delivery import heartbeat, queries, service
+from herald.delivery.planner import CONTACT_FIELDS
 
 messages_app = typer.Typer(help="Send a message through the ledger, or show one.", no_args_is_help=True)
+
+TEMPLATE_NAMES_HELP = (
+    "Templates (and inline text) can use the recipient's fields by their short name or under contact.: "
+    + ", ".join(f"{{{{ {name} }}}}" for name in CONTACT_FIELDS)
+    + " (= {{ contact.first_name }} …), and every custom attribute by its own name. "
+    "A --var with the same name wins over the contact's field."
+)
+WORKER_HINT = "no worker is running: start `herald worker` or `herald serve` to deliver it"
 
 
 def _print_json(value: Any, indent: int | None = None) -> None:
@@ -22,20 +32,7 @@ def _recipient(to: str) -> dict[str, Any]:
     return {"email": to} if "@" in to else {"phone": to}
 
 
-@messages_app.command("send")
-def send(
-    to: str = typer.Option(..., "--to", help="E-mail address or phone number (created as a contact if new)."),
-    channel: list[str] = typer.Option(["email"], "--channel", help="Channel plan, in order; repeat for failover."),
-    subject: str | None = typer.Option(None, "--subject", help="E-mail subject."),
-    text: str | None = typer.Option(None, "--text", help="E-mail text, or the SMS/WhatsApp body / voice text."),
-    html: str | None = typer.Option(None, "--html", help="E-mail HTML part."),
-    template: str | None = typer.Option(None, "--template", help="A stored template id instead of inline text."),
-    variable: list[str] = typer.Option([], "--var", help="Template variable NAME=VALUE (repeatable)."),
-    message_class: str = typer.Option("transactional", "--class", help="marketing | transactional | incident"),
-    idempotency_key: str = typer.Option(..., "--idempotency-key", help="The same key twice sends once."),
-    message_key: str | None = typer.Option(None, "--message-key", help="Dedup key per person (default: the key)."),
-) -> None:
-    """Plan and enqueue one message; prints the message id once the ledger row is committed."""
+def _content(channel: list[str], subject: str | None, text: str | None, html: str | None) -> dict[str, dict[str, Any]]:
     content: dict[str, dict[str, Any]] = {}
     for name in channel:
         if name == "email":
@@ -44,9 +41,49 @@ def send(
             content[name] = {"body": text}
         elif name == "voice":
             content[name] = {"text": text}
-    variables = dict(item.split("=", 1) for item in variable)
+    return content
+
+
+def _variables(items: list[str]) -> dict[str, str]:
+    bad = [item for item in items if "=" not in item or not item.split("=", 1)[0].strip()]
+    if bad:
+        raise typer.BadParameter(f"expected NAME=VALUE, got {bad[0]!r}", param_hint="--var")
+    return dict(item.split("=", 1) for item in items)
+
+
+@messages_app.command("send", epilog=TEMPLATE_NAMES_HELP)
+def send(
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="E-mail address or phone number (created as a contact if new). A phone number may be written as "
+        "`contacts list` shows it: national numbers are read with the person's country.",
+    ),
+    person: int | None = typer.Option(
+        None, "--person", help="An existing person's id: each channel uses that person's address for it."
+    ),
+    channel: list[str] = typer.Option(["email"], "--channel", help="Channel plan, in order; repeat for failover."),
+    subject: str | None = typer.Option(None, "--subject", help="E-mail subject."),
+    text: str | None = typer.Option(None, "--text", help="E-mail text, or the SMS/WhatsApp body / voice text."),
+    html: str | None = typer.Option(None, "--html", help="E-mail HTML part."),
+    template: str | None = typer.Option(None, "--template", help="A stored template id instead of inline text."),
+    variable: list[str] = typer.Option(
+        [], "--var", help="Template variable NAME=VALUE (repeatable); wins over a contact field of the same name."
+    ),
+    message_class: str = typer.Option("transactional", "--class", help="marketing | transactional | incident"),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key", help="The same key twice sends once (default: a new key, printed on stderr)."
+    ),
+    message_key: str | None = typer.Option(None, "--message-key", help="Dedup key per person (default: the key)."),
+) -> None:
+    """Plan and enqueue one message; prints the message id once the ledger row is committed."""
+    if (to is None) == (person is None):
+        raise typer.BadParameter("name the recipient with exactly one of --to or --person", param_hint="--to")
+    content = _content(channel, subject, text, html)
+    variables = _variables(variable)
+    recipient: dict[str, Any] = {"contact_id": person} if person is not None else _recipient(to or "")
     payload: dict[str, Any] = {
-        **_recipient(to),
+        **recipient,
         "class": message_class,
         "channels": channel,
         "content": None if template else content,
@@ -57,21 +94,32 @@ def send(
     request = service.SendRequest(
         message_class=message_class,
         channels=channel,
-        email=to if "@" in to else None,
-        phone=None if "@" in to else to,
+        contact_id=person,
+        email=recipient.get("email"),
+        phone=recipient.get("phone"),
         template_id=template,
         variables=variables,
         content={} if template else content,
         message_key=message_key,
     )
+    if idempotency_key is None:
+        idempotency_key = f"cli-{uuid.uuid4().hex}"
+        err_console.print(
+            f"idempotency key: {idempotency_key} (to retry this send without a second copy, "
+            f"add --idempotency-key {idempotency_key})",
+            markup=False,
+        )
     with runtime() as rt:
         result = service.submit_message(rt, "cli", idempotency_key, payload, request)
+        waits_for_worker = result.body["status"] == "queued" or result.body["hold_reason"] == "quiet_hours"
+        if waits_for_worker and not heartbeat.live_workers(rt):
+            err_console.print(f"hint: {WORKER_HINT}", markup=False)
     _print_json(result.body)
 
 
 @messages_app.command("show")
 def show(message_id: int = typer.Argument(..., help="The message id.")) -> None:
-    """The ledger row, its attempts and receipts, as JSON."""
+    """The ledger row (with the quiet-hours zone and window applied), its attempts and receipts, as JSON."""
     with runtime() as rt:
         detail = queries.message_detail(rt.engine, message_id)
     _print_json(detail, indent=2)

@@ -145,10 +145,43 @@ def name_key(name: str | None) -> str:
     return "".join(ch for ch in decomposed if ch.isalnum())
 
 
+# What a lossy export writes for a letter its encoding lacks ("?ukasz" for "Łukasz" in cp1252), and
+# what a decoder writes for a byte it cannot read.
+_DAMAGED = frozenset("?\ufffd")
+_ANY = "?"
+
+
+def _spelling(name: str | None) -> str:
+    """Like name_key, but a damaged letter stays in place as the wildcard "?"."""
+    if not name:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(_ANY if ch in _DAMAGED else ch for ch in decomposed if ch.isalnum() or ch in _DAMAGED)
+
+
+def _same_letters(a: str, b: str) -> bool:
+    return all(x == y or _ANY in (x, y) for x, y in zip(a, b, strict=False))
+
+
 def names_agree(a: str | None, b: str | None) -> bool:
-    """Two first names agree unless both are known and differ (households share landlines)."""
-    ka, kb = name_key(a), name_key(b)
-    return not ka or not kb or ka == kb or ka.startswith(kb) or kb.startswith(ka)
+    """Two first names agree unless both are known and differ (households share landlines).
+
+    One may be the start of the other ("Kath", "Katherine"), and a damaged letter ("?" or
+    U+FFFD) stands for any one letter, so "?ukasz" from a cp1252 export agrees with "Łukasz".
+    """
+    one, other = _spelling(a), _spelling(b)
+    if not one.strip(_ANY) or not other.strip(_ANY):
+        return True  # a name with no readable letter says nothing
+    return _same_letters(one, other)  # zip stops at the shorter one: a prefix agrees
+
+
+def is_damaged_spelling(candidate: str | None, original: str | None) -> bool:
+    """Is `candidate` `original` with letters lost to an encoding ("?ukasz" for "Łukasz")?
+
+    Then it carries nothing new, and must not replace the undamaged spelling.
+    """
+    sc, so = _spelling(candidate), _spelling(original)
+    return _ANY in sc and _ANY not in so and len(sc) == len(so) and _same_letters(sc, so)
 
 
 def make_identifier(kind: str, raw: str, region: str | None = None) -> Identifier:

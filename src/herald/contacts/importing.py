@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from herald.contacts.export import EXPORT_MARKER, neutralise, read_herald_export
 from herald.contacts.importers import ContactRow, open_source
-from herald.contacts.records import Reject, expand, validate_chunk, validate_chunk_compact
+from herald.contacts.records import REJECT, WARNING, RowIssue, expand, validate_chunk, validate_chunk_compact
 from herald.contacts.resolve import Incoming, Resolver
 from herald.core.clock import Clock
-from herald.core.errors import NotFoundError
+from herald.core.errors import HeraldError, InvalidInputError, NotFoundError
 from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
 from herald.db.tables import import_batches, import_rejects
@@ -38,6 +38,7 @@ COUNT_KEYS = (
     "merged",
     "suggested",
     "rejected",
+    "warned",  # imported rows that had an invalid identifier set aside (also counted as created, updated, …)
     "suppressed",
 )
 Progress = Callable[[int, int], None]  # (processed rows, estimated total rows)
@@ -52,8 +53,27 @@ class ImportReport:
     status: str
     total_rows: int
     counts: dict[str, int]
-    rejects: list[Reject] = field(default_factory=list)
-    rejects_file: Path | None = None
+    rejects: list[RowIssue] = field(default_factory=list)
+    rejects_file: Path | None = None  # rejected rows and warnings, one line each (kind column)
+    warnings: list[RowIssue] = field(default_factory=list)
+    encoding: str | None = None
+    encoding_guessed: bool = False
+
+    @property
+    def encoding_label(self) -> str:
+        return encoding_label(self.encoding, self.encoding_guessed)
+
+    @property
+    def issues(self) -> list[RowIssue]:
+        """Rejects and warnings in file order."""
+        return sorted([*self.rejects, *self.warnings], key=lambda issue: issue.row_number)
+
+
+def encoding_label(encoding: str | None, guessed: bool) -> str:
+    """How a file was read, as an operator reads it: "cp1252 (guessed)" when nothing in the file said so."""
+    if not encoding:
+        return "unknown"
+    return f"{encoding} (guessed)" if guessed else encoding
 
 
 def estimate_rows(path: Path) -> int:
@@ -93,11 +113,17 @@ class _HeraldExportSource:
     """Our own export, read back losslessly; everything else goes through the layout readers."""
 
     format = "herald"
+    encoding = "utf-8-sig"
+    encoding_guessed = False
 
     def __init__(self, path: Path) -> None:
         self._fh = path.open(newline="", encoding="utf-8-sig")
         self._reader = csv.reader(self._fh)
-        self.headers = next(self._reader)
+        try:
+            self.headers = next(self._reader)
+        except BaseException:
+            self._fh.close()
+            raise
 
     def __iter__(self) -> Iterator[ContactRow]:
         return read_herald_export(self._reader, self.headers)
@@ -110,11 +136,16 @@ class _HeraldExportSource:
 
 
 def open_any(path: Path, fmt: str) -> Any:
-    if fmt in ("auto", "herald"):
-        with path.open("rb") as fh:
-            if EXPORT_MARKER.encode() in fh.readline()[:200]:
-                return _HeraldExportSource(path)
-    return open_source(path, fmt)
+    """Open a contact file of any layout; a file that cannot be read at all raises InvalidInputError."""
+    try:
+        if fmt in ("auto", "herald"):
+            with path.open("rb") as fh:
+                if EXPORT_MARKER.encode() in fh.readline()[:200]:
+                    return _HeraldExportSource(path)
+        return open_source(path, fmt)
+    except (UnicodeError, csv.Error) as exc:
+        # Our own export is strict UTF-8, and a header cell can exceed the csv field limit.
+        raise InvalidInputError(f"The file cannot be read as CSV text: {exc}.", field="file") from exc
 
 
 def _chunks(rows: Iterable[ContactRow], size: int) -> Iterator[list[ContactRow]]:
@@ -125,7 +156,7 @@ def _chunks(rows: Iterable[ContactRow], size: int) -> Iterator[list[ContactRow]]
 
 def validated_chunks(
     rows: Iterable[ContactRow], region: str, workers: int, pool: Executor | None
-) -> Iterator[list[Incoming | Reject]]:
+) -> Iterator[list[Incoming | RowIssue]]:
     chunks = _chunks(rows, CHUNK_ROWS)
     if pool is None:
         for chunk in chunks:
@@ -146,7 +177,7 @@ def validated_chunks(
 class _Chunk:
     counts: Counter[str]
     journaled: set[int]
-    rejects: list[Reject]
+    issues: list[RowIssue]
 
 
 class _Importer:
@@ -156,15 +187,16 @@ class _Importer:
         self.engine, self.clock, self.dry_run, self.actor = engine, clock, dry_run, actor
         self.counts: Counter[str] = Counter()
         self.journaled: set[int] = set()
-        self.rejects: list[Reject] = []
+        self.rejects: list[RowIssue] = []
+        self.warnings: list[RowIssue] = []
         self.secret = instance_secret(engine, "tombstone")
 
     def resolve_chunk(
-        self, conn: sa.Connection, batch_id: int, fmt: str, file_name: str, items: list[Incoming | Reject]
+        self, conn: sa.Connection, batch_id: int, fmt: str, file_name: str, items: list[Incoming | RowIssue]
     ) -> _Chunk:
         """Write one chunk in the caller's transaction; its totals count only once accept_chunk() takes them."""
         records = [i for i in items if isinstance(i, Incoming)]
-        rejects = [i for i in items if isinstance(i, Reject)]
+        issues = [i for i in items if isinstance(i, RowIssue)]
         resolver = Resolver(
             conn,
             self.clock.now(),
@@ -176,28 +208,38 @@ class _Importer:
             journaled=set(self.journaled),
         )
         resolver.resolve(records)
-        if rejects:
+        if issues:
             conn.execute(
                 import_rejects.insert(),
                 [
                     {
                         "batch_id": batch_id,
                         "row_number": r.row_number,
+                        "kind": r.kind,
                         "reason": r.reason,
                         "field": r.field,
                         "message": r.message,
                         "raw": r.raw,
                     }
-                    for r in rejects
+                    for r in issues
                 ],
             )
-        return _Chunk(resolver.counts + Counter(rejected=len(rejects)), resolver.journaled, rejects)
+        rejected = sum(1 for r in issues if r.kind == REJECT)
+        warned = len({r.row_number for r in issues if r.kind == WARNING})  # rows, like every other count
+        counts = resolver.counts + Counter(rejected=rejected, warned=warned)
+        return _Chunk(counts, resolver.journaled, issues)
 
     def accept_chunk(self, chunk: _Chunk) -> None:
         # Only a committed chunk counts; a retried one starts again from the accepted totals.
         self.counts.update(chunk.counts)
         self.journaled = chunk.journaled
-        self.rejects.extend(chunk.rejects)
+        for issue in chunk.issues:
+            (self.warnings if issue.kind == WARNING else self.rejects).append(issue)
+
+    def fill(self, report: ImportReport, encoding: str, guessed: bool) -> ImportReport:
+        report.rejects, report.warnings = self.rejects, self.warnings
+        report.encoding, report.encoding_guessed = encoding, guessed
+        return report
 
 
 @dataclass
@@ -213,7 +255,7 @@ class _Pass:
     total: int
     progress: Progress | None
 
-    def chunks(self) -> Iterator[list[Incoming | Reject]]:
+    def chunks(self) -> Iterator[list[Incoming | RowIssue]]:
         return validated_chunks(self.source, self.region, self.workers, self.pool)
 
     def advanced(self, processed: int) -> None:
@@ -236,27 +278,43 @@ def run_import(
     rejects_dir: Path | None = None,
     actor: str = "import",
 ) -> ImportReport:
-    """Import one file. Bad rows are rejected with reasons; a failure rolls the whole batch back."""
+    """Import one file. Bad rows are rejected with reasons, bad values beside good ones are warnings;
+    any failure, also a file that cannot be read at all, ends the batch as failed and rolls it back."""
     name = file_name or path.name
     importer = _Importer(engine, clock, dry_run=dry_run, actor=actor)
-    total = estimate_rows(path)
-    with open_any(path, fmt) as source:
-        layout = source.format
+    try:
+        total = estimate_rows(path)
+        source = open_any(path, fmt)
+    except Exception as exc:
+        # An empty, binary or undecodable file, or one without an identifier column: the batch says
+        # so itself instead of staying pending for ever.
+        if batch_id is not None and not dry_run:
+            fail_batch(engine, clock, batch_id, exc)
+        raise
+    with source:
+        layout, encoding, guessed = source.format, source.encoding, source.encoding_guessed
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         run = _Pass(source, name, layout, default_region.upper(), workers, pool, total, progress)
         try:
             if dry_run:
                 processed = _dry_run(engine, clock, importer, run)
-                counts = _counts(importer.counts)
-                return ImportReport(None, name, layout, True, "dry_run", processed, counts, importer.rejects)
+                report = ImportReport(None, name, layout, True, "dry_run", processed, _counts(importer.counts))
+                return importer.fill(report, encoding, guessed)
             if batch_id is None:
                 batch_id = create_batch(engine, clock, name, layout, run.region, status="running")
-            else:
-                _set_batch(engine, batch_id, status="running", format=layout, total_rows=total)
+            _set_batch(
+                engine,
+                batch_id,
+                status="running",
+                format=layout,
+                total_rows=total,
+                encoding=encoding,
+                encoding_guessed=guessed,
+            )
             processed = _commit_run(engine, importer, batch_id, run)
         except Exception as exc:
             if batch_id is not None and not dry_run:
-                _fail_and_roll_back(engine, clock, batch_id, exc)
+                fail_batch(engine, clock, batch_id, exc)
             raise
         finally:
             if pool is not None:
@@ -271,8 +329,10 @@ def run_import(
         counts=counts,
         finished_at=clock.now(),
     )
-    rejects_file = write_rejects(importer.rejects, rejects_dir, batch_id) if rejects_dir and importer.rejects else None
-    return ImportReport(batch_id, name, layout, False, "done", processed, counts, importer.rejects, rejects_file)
+    report = importer.fill(ImportReport(batch_id, name, layout, False, "done", processed, counts), encoding, guessed)
+    if rejects_dir and report.issues:
+        report.rejects_file = write_rejects(report.issues, rejects_dir, batch_id)
+    return report
 
 
 def start_import(
@@ -319,7 +379,7 @@ def _dry_run(engine: sa.Engine, clock: Clock, importer: _Importer, run: _Pass) -
             batch_id = _insert_batch(conn, clock.now(), run.name, run.layout, run.region, "dry_run")
             for items in run.chunks():
                 importer.accept_chunk(importer.resolve_chunk(conn, batch_id, run.layout, run.name, items))
-                processed += len(items)
+                processed += _rows_in(items)
                 run.advanced(processed)
         finally:
             trans.rollback()  # a dry run changes nothing
@@ -333,7 +393,7 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
             try:
                 with engine.begin() as conn:
                     chunk = importer.resolve_chunk(conn, batch_id, run.layout, run.name, items)
-                    processed_now = processed + len(items)
+                    processed_now = processed + _rows_in(items)
                     conn.execute(
                         import_batches.update()
                         .where(import_batches.c.id == batch_id)
@@ -350,9 +410,14 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
                 if attempt == 2:
                     raise
         importer.accept_chunk(chunk)
-        processed += len(items)
+        processed += _rows_in(items)
         run.advanced(processed)
     return processed
+
+
+def _rows_in(items: list[Incoming | RowIssue]) -> int:
+    """Each row gives one record or one reject; its warnings ride along and are not rows."""
+    return sum(1 for item in items if not (isinstance(item, RowIssue) and item.kind == WARNING))
 
 
 def _counts(counter: Counter[str]) -> dict[str, int]:
@@ -364,27 +429,47 @@ def _set_batch(engine: sa.Engine, batch_id: int, **values: Any) -> None:
         conn.execute(import_batches.update().where(import_batches.c.id == batch_id).values(**values))
 
 
-def _fail_and_roll_back(engine: sa.Engine, clock: Clock, batch_id: int, exc: Exception) -> None:
+def fail_batch(engine: sa.Engine, clock: Clock, batch_id: int, exc: Exception) -> None:
+    """End a batch as failed with `exc` as its error, and roll back whatever it wrote."""
     from herald.contacts.undo import undo_import
 
-    undo_import(engine, clock, batch_id, actor="import-failure", final_status="failed")
-    _set_batch(engine, batch_id, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=clock.now())
+    code, message = failure_of(exc)
+    _set_batch(engine, batch_id, error_code=code, error=message[:2000], finished_at=clock.now())
+    try:
+        undo_import(engine, clock, batch_id, actor="import-failure", final_status="failed")
+    except HeraldError as refused:
+        # Still failed, never pending or running: say why what it wrote is still there.
+        note = f"{message} (not rolled back: {refused.message})"
+        _set_batch(engine, batch_id, status="failed", error=note[:2000])
 
 
-def write_rejects(rejects: list[Reject], directory: Path | None, batch_id: int | str | None) -> Path:
+def failure_of(exc: BaseException) -> tuple[str, str]:
+    """The (code, message) a failed batch reports: a HeraldError's own, or the unexpected error's."""
+    if isinstance(exc, HeraldError):
+        return exc.code, exc.message
+    return "import_failed", f"{type(exc).__name__}: {exc}"
+
+
+ISSUE_COLUMNS = ["row", "kind", "reason", "field", "message"]
+
+
+def write_rejects(issues: Iterable[RowIssue], directory: Path | None, batch_id: int | str | None) -> Path:
+    """One CSV line per rejected row or warning, in file order, with the row's own cells after the fixed columns."""
     directory = directory or Path()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"import-{batch_id}-rejects.csv"
+    ordered = sorted(issues, key=lambda issue: issue.row_number)
     headers: list[str] = []
-    for reject in rejects:
-        headers.extend(h for h in reject.raw if h not in headers)
+    for issue in ordered:
+        headers.extend(h for h in issue.raw if h not in headers)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["row", "reason", "field", "message", *headers])
-        for r in rejects:
+        writer.writerow([*ISSUE_COLUMNS, *headers])
+        for r in ordered:
             writer.writerow(
                 [
                     r.row_number,
+                    r.kind,
                     r.reason,
                     r.field or "",
                     neutralise(r.message),
@@ -395,11 +480,15 @@ def write_rejects(rejects: list[Reject], directory: Path | None, batch_id: int |
 
 
 def get_batch(engine: sa.Engine, batch_id: int) -> dict[str, Any]:
+    """A batch as the API and the pages show it; a failed one carries `error: {code, message}`."""
     with read_connection(engine) as conn:
         row = conn.execute(sa.select(import_batches).where(import_batches.c.id == batch_id)).mappings().first()
     if row is None:
         raise NotFoundError(f"No import batch with id {batch_id}.", id=batch_id)
     batch = dict(row)
+    code = batch.pop("error_code")
+    batch["error"] = {"code": code or "import_failed", "message": batch["error"]} if batch["error"] else None
+    batch["encoding_guessed"] = bool(batch["encoding_guessed"])
     total = max(batch["total_rows"] or 0, 1)
     batch["percent"] = (
         100 if batch["status"] in ("done", "undone") else min(99, int(100 * batch["processed_rows"] / total))
@@ -407,12 +496,17 @@ def get_batch(engine: sa.Engine, batch_id: int) -> dict[str, Any]:
     return batch
 
 
-def batch_rejects(engine: sa.Engine, batch_id: int) -> list[Reject]:
+def batch_issues(
+    engine: sa.Engine, batch_id: int, *, kind: str | None = None, limit: int | None = None
+) -> list[RowIssue]:
+    """A batch's rejected rows and warnings (or one kind of them) in file order."""
+    query = sa.select(import_rejects).where(import_rejects.c.batch_id == batch_id)
+    if kind is not None:
+        query = query.where(import_rejects.c.kind == kind)
+    query = query.order_by(import_rejects.c.row_number, import_rejects.c.id).limit(limit)
     with read_connection(engine) as conn:
-        rows = conn.execute(
-            sa.select(import_rejects).where(import_rejects.c.batch_id == batch_id).order_by(import_rejects.c.row_number)
-        ).mappings()
-        return [Reject(r["row_number"], r["reason"], r["field"], r["message"], r["raw"]) for r in rows]
+        rows = conn.execute(query).mappings()
+        return [RowIssue(r["row_number"], r["reason"], r["field"], r["message"], r["raw"], r["kind"]) for r in rows]
 
 
 def default_workers(configured: int) -> int:

@@ -52,11 +52,12 @@ def merge_people(
         .where(people.c.id == merged_id)
         .values(status="merged", merged_into_id=survivor_id, updated_at=now)
     )
-    pair = sa.and_(
-        merge_suggestions.c.person_a_id == min(survivor_id, merged_id),
-        merge_suggestions.c.person_b_id == max(survivor_id, merged_id),
+    # A dismissed pair stays dismissed: the operator merged it despite the dismissal, not from it.
+    conn.execute(
+        merge_suggestions.update()
+        .where(_pair(survivor_id, merged_id), merge_suggestions.c.status == "open")
+        .values(status="merged", decided_at=now, decided_by=actor)
     )
-    conn.execute(merge_suggestions.update().where(pair).values(status="merged"))
     merge_id = conn.scalar(
         merges.insert()
         .values(
@@ -74,12 +75,17 @@ def merge_people(
     return int(merge_id)
 
 
+def _pair(a: int, b: int) -> sa.ColumnElement[bool]:
+    return sa.and_(merge_suggestions.c.person_a_id == min(a, b), merge_suggestions.c.person_b_id == max(a, b))
+
+
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple | frozenset | set) else v) for k, v in values.items()}
 
 
 def unmerge(conn: sa.Connection, merge_id: int, *, actor: str, now: dt.datetime) -> dict[str, int]:
-    """Undo a merge inside the caller's transaction: both people come back with their own data."""
+    """Undo a merge inside the caller's transaction: both people come back with their own data, and the
+    pair's merged suggestion is open again (`reopened_suggestion_id` in the result)."""
     merge = conn.execute(sa.select(merges).where(merges.c.id == merge_id)).mappings().first()
     if merge is None:
         raise NotFoundError(f"No merge with id {merge_id}.", id=merge_id)
@@ -127,7 +133,17 @@ def unmerge(conn: sa.Connection, merge_id: int, *, actor: str, now: dt.datetime)
         .values(**snap["merged_before"], status="active", merged_into_id=None, updated_at=now)
     )
     conn.execute(merges.update().where(merges.c.id == merge_id).values(undone_at=now, undone_by=actor))
-    return {"survivor_id": survivor_id, "restored_id": merged_id}
+    result = {"survivor_id": survivor_id, "restored_id": merged_id}
+    # The pair is two people again: its suggestion (if the merge came from one) is open for a new decision.
+    reopened = conn.scalar(
+        merge_suggestions.update()
+        .where(_pair(survivor_id, merged_id), merge_suggestions.c.status == "merged")
+        .values(status="open", decided_at=None, decided_by=None)
+        .returning(merge_suggestions.c.id)
+    )
+    if reopened is not None:
+        result["reopened_suggestion_id"] = int(reopened)
+    return result
 
 
 def _copy_later_opt_outs(conn: sa.Connection, from_id: int, to_id: int, since: dt.datetime) -> None:

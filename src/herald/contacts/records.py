@@ -1,4 +1,4 @@
-"""Turn a file's ContactRow into a validated Incoming record or a Reject with row, field and reason."""
+"""Turn a file's ContactRow into a validated Incoming record (with warnings) or a rejected row."""
 
 from __future__ import annotations
 
@@ -21,13 +21,19 @@ if TYPE_CHECKING:
     from herald.contacts.importers import ContactRow
 
 
+REJECT, WARNING = "reject", "warning"
+
+
 @dataclass(frozen=True, slots=True)
-class Reject:
+class RowIssue:
+    """A problem with one spreadsheet row: the row was rejected, or imported with a value set aside."""
+
     row_number: int
     reason: str  # invalid_email | invalid_phone | invalid_handle | no_valid_identifier | malformed_row
     field: str | None
     message: str
     raw: dict[str, str]
+    kind: str = REJECT  # reject | warning (the row was imported with its valid identifiers)
 
 
 def _text(value: str | None) -> str | None:
@@ -44,12 +50,17 @@ def _timezone_source(row: ContactRow) -> str | None:
     return row.raw.get("timezone_source") or "import" if EXPORT_MARKER in row.raw else "import"
 
 
-def validate_row(row: ContactRow, default_region: str) -> Incoming | Reject:
-    """Validate every identifier cell; one bad cell rejects the whole row (never half-applied)."""
+def validate_row(row: ContactRow, default_region: str) -> list[Incoming | RowIssue]:
+    """Validate every identifier cell: the record with its valid ones, plus one warning per invalid one.
+
+    Only a row without any valid identifier is rejected, so one stray "n/a" beside a good e-mail
+    never loses a person; the raw value stays in the row's source record.
+    """
     if row.error:
-        return Reject(row.row_number, "malformed_row", None, row.error, row.raw)
+        return [RowIssue(row.row_number, "malformed_row", None, row.error, row.raw)]
     region = (row.country or default_region or "").upper() or None
     idents: list[Identifier] = []
+    problems: list[tuple[str, str, str]] = []  # (reason, field, message)
     seen: set[tuple[str, str]] = set()
     for kind, values, field in (
         (EMAIL, row.emails, "email"),
@@ -62,12 +73,18 @@ def validate_row(row: ContactRow, default_region: str) -> Incoming | Reject:
             try:
                 ident = make_identifier(kind, value, region)
             except IdentifierError as exc:
-                return Reject(row.row_number, exc.reason, field, exc.message, row.raw)
+                problems.append((exc.reason, field, exc.message))
+                continue
             if (ident.kind, ident.key) not in seen:
                 seen.add((ident.kind, ident.key))
                 idents.append(ident)
     if not idents:
-        return Reject(row.row_number, "no_valid_identifier", None, "the row has no e-mail, phone or handle", row.raw)
+        if not problems:
+            return [
+                RowIssue(row.row_number, "no_valid_identifier", None, "the row has no e-mail, phone or handle", row.raw)
+            ]
+        reason, field, _ = problems[0]
+        return [RowIssue(row.row_number, reason, field, "; ".join(p[2].rstrip(".") for p in problems), row.raw)]
     fields: dict[str, Any] = {
         "first_name": _text(row.first_name),
         "last_name": _text(row.last_name),
@@ -79,39 +96,53 @@ def validate_row(row: ContactRow, default_region: str) -> Incoming | Reject:
         "attributes": {k: clean_cell(v) for k, v in row.attributes.items() if v and v.strip()},
         "tags": [clean_cell(t) for t in row.tags if t and t.strip()],
     }
-    return Incoming(
+    record = Incoming(
         identifiers=idents, fields=fields, consent=dict(row.consent), row_number=row.row_number, raw=row.raw
     )
+    return [record, *_warnings(row, problems)]
 
 
-def validate_chunk(rows: list[ContactRow], default_region: str) -> list[Incoming | Reject]:
-    """Top-level and picklable, so validation can run in worker processes."""
-    return [validate_row(row, default_region) for row in rows]
+def _warnings(row: ContactRow, problems: list[tuple[str, str, str]]) -> list[RowIssue]:
+    return [
+        RowIssue(
+            row.row_number, reason, field, f"{message.rstrip('.')}; the row was imported without it", row.raw, WARNING
+        )
+        for reason, field, message in problems
+    ]
+
+
+def validate_chunk(rows: list[ContactRow], default_region: str) -> list[Incoming | RowIssue]:
+    """Top-level and picklable, so validation can run in worker processes; warnings follow their record."""
+    return [item for row in rows for item in validate_row(row, default_region)]
 
 
 Compact = tuple[Any, ...]
 
 
 def validate_chunk_compact(rows: list[ContactRow], default_region: str) -> list[Compact]:
-    """Like validate_chunk, for worker processes: results without the raw cells the caller already has."""
+    """Like validate_chunk, for worker processes: one result per row, without the raw cells the caller has."""
     out: list[Compact] = []
     for row in rows:
-        result = validate_row(row, default_region)
-        if isinstance(result, Reject):
-            out.append((False, result.reason, result.field, result.message))
+        first, *warnings = validate_row(row, default_region)
+        if isinstance(first, RowIssue):
+            out.append((False, first.reason, first.field, first.message))
         else:
-            idents = tuple((i.kind, i.value, i.key) for i in result.identifiers)
-            out.append((True, idents, result.fields, result.consent))
+            idents = tuple((i.kind, i.value, i.key) for i in first.identifiers)
+            notes = tuple((w.reason, w.field, w.message) for w in warnings if isinstance(w, RowIssue))
+            out.append((True, idents, first.fields, first.consent, notes))
     return out
 
 
-def expand(rows: list[ContactRow], compact: list[Compact]) -> list[Incoming | Reject]:
+def expand(rows: list[ContactRow], compact: list[Compact]) -> list[Incoming | RowIssue]:
     """Re-attach row numbers and raw cells to compact results from a worker."""
-    out: list[Incoming | Reject] = []
+    out: list[Incoming | RowIssue] = []
     for row, item in zip(rows, compact, strict=True):
         if item[0]:
             idents = [Identifier(kind, value, key) for kind, value, key in item[1]]
             out.append(Incoming(idents, item[2], item[3], row_number=row.row_number, raw=row.raw))
+            out.extend(
+                RowIssue(row.row_number, reason, field, message, row.raw, WARNING) for reason, field, message in item[4]
+            )
         else:
-            out.append(Reject(row.row_number, item[1], item[2], item[3], row.raw))
+            out.append(RowIssue(row.row_number, item[1], item[2], item[3], row.raw))
     return out

@@ -11,17 +11,17 @@ import sqlalchemy as sa
 
 from herald.consent.ledger import event_row, load_events
 from herald.consent.policy import ALL_PURPOSES, CHANNELS, OPT_OUTS, consent_state
-from herald.contacts.identity import EMAIL, HANDLE, PHONE, Identifier, names_agree
+from herald.contacts.dedupe import store_suggestion
+from herald.contacts.evidence import SHARED_PHONE, Evidence
+from herald.contacts.identity import EMAIL, HANDLE, PHONE, Identifier, is_damaged_spelling, names_agree
 from herald.contacts.merge import merge_people
 from herald.contacts.store import lookup_keys, people_by_id, person_fields, tombstone_hash, tombstoned
 from herald.contacts.survivorship import SCALAR_FIELDS, apply_update
 from herald.db.bulk import bulk_insert
-from herald.db.engine import dialect_insert
 from herald.db.tables import (
     batch_changes,
     consent_events,
     identifiers,
-    merge_suggestions,
     people,
     source_records,
     tombstones,
@@ -77,6 +77,12 @@ def allocate_person_ids(conn: sa.Connection, count: int) -> list[int]:
     return list(range(start + 1, start + 1 + count))
 
 
+def _undamaged(incoming: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """Leave out a name that only repeats the person's own with letters lost to an export's encoding."""
+    damaged = [n for n in ("first_name", "last_name") if is_damaged_spelling(incoming.get(n), current.get(n))]
+    return {k: v for k, v in incoming.items() if k not in damaged} if damaged else incoming
+
+
 class Resolver:
     """Resolves records in order within one transaction; call flush() to write what is pending."""
 
@@ -109,7 +115,7 @@ class Resolver:
         self._new_idents: list[tuple[int, Identifier]] = []
         self._sources: list[tuple[int, int, dict[str, str]]] = []
         self._events: list[tuple[int, str, str]] = []  # (person, 'channel:purpose', kind)
-        self._suggestions: list[tuple[int, int, str]] = []
+        self._suggestions: list[tuple[int, int, Evidence]] = []
         self._suppress: set[int] = set()
         self._alias: dict[int, int] = {}  # merged (this chunk) → survivor
         self._merges: list[tuple[int, int, str]] = []
@@ -157,14 +163,14 @@ class Resolver:
 
     def _resolve_one(self, record: Incoming) -> Outcome:
         strong: list[int] = []
-        shared_phone: list[int] = []
+        shared_phone: list[tuple[int, str]] = []
         for ident in record.identifiers:
             owner = self._key_owner.get((ident.kind, ident.key))
             if owner is None:
                 continue
             owner = self._owner(owner)
             if ident.kind == PHONE and not names_agree(self._first_name(owner), record.fields.get("first_name")):
-                shared_phone.append(owner)
+                shared_phone.append((owner, ident.key))
             elif owner not in strong:
                 strong.append(owner)
         action = "unchanged"
@@ -176,9 +182,9 @@ class Resolver:
         changed = self._absorb(pid, record, fields_applied=action == "created")
         if action == "unchanged" and changed:
             action = "updated"
-        for other in shared_phone:
+        for other, phone in shared_phone:
             if other != pid:
-                self._suggestions.append((min(pid, other), max(pid, other), "shared phone, different first name"))
+                self._suggestions.append((min(pid, other), max(pid, other), Evidence(SHARED_PHONE, phone)))
         if any((i.kind, i.key) in self._tombstoned_keys for i in record.identifiers):
             self._suppress.add(pid)
         if record.raw is not None and record.row_number is not None:
@@ -267,12 +273,12 @@ class Resolver:
     def _absorb_fields(self, pid: int, incoming: dict[str, Any]) -> bool:
         if pid < 0:
             current = self._pending[pid].fields
-            updates = apply_update(current, incoming, frozenset())
+            updates = apply_update(current, _undamaged(incoming, current), frozenset())
             current.update(updates)
             return bool(updates)
         row = self._existing[pid]
         current = person_fields(row) | self._changes.get(pid, {})
-        updates = apply_update(current, incoming, frozenset(row["locked_fields"] or []))
+        updates = apply_update(current, _undamaged(incoming, current), frozenset(row["locked_fields"] or []))
         if updates:
             self._changes.setdefault(pid, {}).update(updates)
         return bool(updates)
@@ -409,22 +415,14 @@ class Resolver:
         return event_row(pid, channel, purpose, kind, source=source, now=self.now, batch_id=self.batch_id)
 
     def _write_suggestions(self, real: Any) -> None:
-        owned = [(real(self._owner(a)), real(self._owner(b)), why) for a, b, why in self._suggestions]
-        pairs = {(min(a, b), max(a, b)): why for a, b, why in owned}
-        for (a, b), why in pairs.items():
-            if a == b:
-                continue
-            values = {
-                "person_a_id": a,
-                "person_b_id": b,
-                "score": 100.0,
-                "reason": why,
-                "status": "open",
-                "batch_id": self.batch_id,
-                "created_at": self.now,
-            }
-            stmt = dialect_insert(self.conn, merge_suggestions).values(**values).on_conflict_do_nothing()
-            if self.conn.execute(stmt).rowcount:
+        pairs: dict[tuple[int, int], list[Evidence]] = {}
+        for a, b, why in self._suggestions:
+            a, b = real(self._owner(a)), real(self._owner(b))
+            evidence = pairs.setdefault((min(a, b), max(a, b)), [])
+            if why not in evidence:
+                evidence.append(why)
+        for (a, b), evidence in pairs.items():
+            if store_suggestion(self.conn, a, b, evidence, now=self.now, batch_id=self.batch_id):
                 self.counts["suggested"] += 1
 
 

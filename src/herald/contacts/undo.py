@@ -21,14 +21,29 @@ from herald.db.tables import (
     source_records,
 )
 
+# Every statement below selects the batch's people with a subquery on its batch id, never with a list
+# of ids: a list costs one bind variable per person, and SQLite refuses more than 250,000 of them.
 
-def _later_batches_touching(conn: sa.Connection, batch_id: int, person_ids: list[int]) -> list[int]:
-    if not person_ids:
-        return []
+
+def _created(batch_id: int) -> sa.Select[tuple[int]]:
+    return sa.select(people.c.id).where(people.c.created_batch_id == batch_id)
+
+
+def _changed(batch_id: int) -> sa.Select[tuple[int]]:
+    return sa.select(batch_changes.c.person_id).where(batch_changes.c.batch_id == batch_id)
+
+
+def _later_batches_touching(conn: sa.Connection, batch_id: int) -> list[int]:
+    touched_people = sa.union(_created(batch_id), _changed(batch_id)).subquery()
+    people_ids = sa.select(touched_people.c.id)
     later = sa.select(import_batches.c.id).where(import_batches.c.id > batch_id, import_batches.c.status == "done")
     touched = sa.union(
-        sa.select(source_records.c.batch_id).where(source_records.c.person_id.in_(person_ids)),
-        sa.select(batch_changes.c.batch_id).where(batch_changes.c.person_id.in_(person_ids)),
+        sa.select(source_records.c.batch_id).where(
+            source_records.c.batch_id > batch_id, source_records.c.person_id.in_(people_ids)
+        ),
+        sa.select(batch_changes.c.batch_id).where(
+            batch_changes.c.batch_id > batch_id, batch_changes.c.person_id.in_(people_ids)
+        ),
     ).subquery()
     return sorted(conn.scalars(later.where(import_batches.c.id.in_(sa.select(touched.c.batch_id)))))
 
@@ -44,14 +59,13 @@ def undo_import(
             raise NotFoundError(f"No import batch with id {batch_id}.", id=batch_id)
         if batch["status"] == "undone":
             raise ConflictError(f"Import batch {batch_id} was already undone.", id=batch_id)
-        created = list(conn.scalars(sa.select(people.c.id).where(people.c.created_batch_id == batch_id)))
-        changed = list(conn.scalars(sa.select(batch_changes.c.person_id).where(batch_changes.c.batch_id == batch_id)))
-        blocking = _later_batches_touching(conn, batch_id, created + changed)
+        blocking = _later_batches_touching(conn, batch_id)
         if blocking:
             ids = ", ".join(map(str, blocking))
             raise ConflictError(f"Later imports ({ids}) changed these people; undo them first.", later=blocking)
 
         # Merges this batch made, and any later merge that involves a person it created, come apart first.
+        created = _created(batch_id)
         involved = sa.or_(
             merges.c.batch_id == batch_id, merges.c.survivor_id.in_(created), merges.c.merged_id.in_(created)
         )
@@ -62,25 +76,41 @@ def undo_import(
 
         for table in (consent_events, source_records, identifiers, merge_suggestions):
             conn.execute(table.delete().where(table.c.batch_id == batch_id))
-        for row in conn.execute(sa.select(batch_changes).where(batch_changes.c.batch_id == batch_id)).mappings():
-            conn.execute(people.update().where(people.c.id == row["person_id"]).values(**row["before"], updated_at=now))
+        restored = _restore_changed(conn, batch_id, now)
         conn.execute(batch_changes.delete().where(batch_changes.c.batch_id == batch_id))
-        removed = _delete_people(conn, created)
+        removed = _delete_created(conn, batch_id)
         conn.execute(import_rejects.delete().where(import_rejects.c.batch_id == batch_id))
         conn.execute(
             import_batches.update().where(import_batches.c.id == batch_id).values(status=final_status, undone_at=now)
         )
-    return {"batch_id": batch_id, "people_removed": removed, "people_restored": len(changed)}
+    return {"batch_id": batch_id, "people_removed": removed, "people_restored": restored}
 
 
-def _delete_people(conn: sa.Connection, person_ids: list[int]) -> int:
-    for start in range(0, len(person_ids), 5000):
-        part = person_ids[start : start + 5000]
-        pair = sa.or_(merge_suggestions.c.person_a_id.in_(part), merge_suggestions.c.person_b_id.in_(part))
-        conn.execute(merge_suggestions.delete().where(pair))
-        conn.execute(merges.delete().where(sa.or_(merges.c.survivor_id.in_(part), merges.c.merged_id.in_(part))))
-        for table in (consent_events, source_records, identifiers, batch_changes):
-            conn.execute(table.delete().where(table.c.person_id.in_(part)))
-        conn.execute(people.update().where(people.c.merged_into_id.in_(part)).values(merged_into_id=None))
-        conn.execute(people.delete().where(people.c.id.in_(part)))
-    return len(person_ids)
+def _restore_changed(conn: sa.Connection, batch_id: int, now: Any) -> int:
+    """Put back the journaled fields, one executemany per set of columns (in practice one)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    rows = conn.execute(
+        sa.select(batch_changes.c.person_id, batch_changes.c.before).where(batch_changes.c.batch_id == batch_id)
+    )
+    for person_id, before in rows:
+        groups.setdefault(tuple(sorted(before)), []).append({**before, "_pid": person_id})
+    for columns, values in groups.items():
+        stmt = (
+            people.update()
+            .where(people.c.id == sa.bindparam("_pid"))
+            .values({c: sa.bindparam(c) for c in columns} | {"updated_at": now})
+        )
+        conn.execute(stmt, values)
+    return sum(len(values) for values in groups.values())
+
+
+def _delete_created(conn: sa.Connection, batch_id: int) -> int:
+    """Delete the people the batch created with everything that still hangs off them."""
+    created = _created(batch_id)
+    pair = sa.or_(merge_suggestions.c.person_a_id.in_(created), merge_suggestions.c.person_b_id.in_(created))
+    conn.execute(merge_suggestions.delete().where(pair))
+    conn.execute(merges.delete().where(sa.or_(merges.c.survivor_id.in_(created), merges.c.merged_id.in_(created))))
+    for table in (consent_events, source_records, identifiers, batch_changes):
+        conn.execute(table.delete().where(table.c.person_id.in_(created)))
+    conn.execute(people.update().where(people.c.merged_into_id.in_(created)).values(merged_into_id=None))
+    return int(conn.execute(people.delete().where(people.c.created_batch_id == batch_id)).rowcount)

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", description="Signs tokens; generated into data_dir when empty.")
     session_idle_minutes: int = Field(default=30, ge=1, description="Web sign-in ends after this idle time.")
     session_absolute_hours: int = Field(default=12, ge=1, description="Web sign-in ends after this long.")
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest request body (JSON, forms); larger gets 413."
+    )
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="Largest upload to the import routes; larger gets 413."
+    )
 
     @field_validator("default_region")
     @classmethod

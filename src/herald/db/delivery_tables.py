@@ -28,6 +28,9 @@ messages = sa.Table(
     sa.Column("template_version", sa.Integer),
     sa.Column("zones", JSONType, nullable=False),
     sa.Column("zone_source", sa.String(32), nullable=False),
+    # What quiet hours applied, in words: the zone read (and its source) and the window, or "exempt: <class>".
+    sa.Column("quiet_zone", sa.String(200)),
+    sa.Column("quiet_window", sa.String(200)),
     sa.Column("available_at", UTCDateTime, nullable=False),
     sa.Column("lease_until", UTCDateTime),
     sa.Column("lease_token", sa.BigInteger, nullable=False, server_default="0"),
@@ -123,4 +126,14 @@ message_templates = sa.Table(
     sa.Column("variables", JSONType, nullable=False),  # path → fallback (null: hold when missing)
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("template_id", "version"),
+)
+
+# One row per running worker process, touched every pass: lets `herald messages send` say honestly whether
+# anything will pick the message up.
+worker_heartbeats = sa.Table(
+    "worker_heartbeats",
+    metadata,
+    sa.Column("worker", sa.String(120), primary_key=True),  # host:pid
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
 )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+
+from herald.core.errors import StorageUnavailableError
 
 READ_ONLY = "herald_read_only"
+PG_DISK_FULL = "53100"
 
 
 def dialect_insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
@@ -46,6 +50,23 @@ def read_connection(engine: sa.Engine) -> sa.Connection:
     return engine.connect().execution_options(**{READ_ONLY: True})
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full") or PostgreSQL's 53100 disk_full."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return getattr(error, "sqlstate", None) == PG_DISK_FULL
+
+
+def _translate_storage_errors(context: ExceptionContext) -> BaseException | None:
+    # Translated at the adapter edge (ARCHITECTURE.md rule 4): callers see one HeraldError whatever the
+    # engine, the API answers 503 with Retry-After, and the worker backs off instead of spinning.
+    if context.original_exception is not None and is_disk_full(context.original_exception):
+        return StorageUnavailableError(
+            "The database cannot store anything right now (disk full); nothing was saved. Try again later."
+        )
+    return None
+
+
 def create_db_engine(url: str, **kwargs: Any) -> sa.Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -54,7 +75,9 @@ def create_db_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30, "isolation_level": None}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    return sa.create_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        engine = sa.create_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _translate_storage_errors, retval=True)
+    return engine

@@ -25,7 +25,9 @@ class Runtime:
 
 
 def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # No data_dir here: the SQLite engine creates its file's folder, and whatever else lives in data_dir
+    # (maildir, imports, backups) creates its own on first use. With HERALD_DATABASE_URL set, commands
+    # must not leave an empty herald-data/ in whatever directory they were run from.
     engine = create_db_engine(settings.resolved_database_url)
     return Runtime(settings=settings, engine=engine, clock=clock or SystemClock())
 

@@ -57,7 +57,10 @@ import_batches = sa.Table(
     sa.Column("total_rows", sa.Integer, nullable=False, server_default="0"),
     sa.Column("processed_rows", sa.Integer, nullable=False, server_default="0"),
     sa.Column("counts", JSONType, nullable=False),
-    sa.Column("error", sa.Text),
+    sa.Column("error", sa.Text),  # why a failed batch failed, for people
+    sa.Column("error_code", sa.String(64)),  # … and for programs (a HeraldError code)
+    sa.Column("encoding", sa.String(32)),  # how the file was decoded
+    sa.Column("encoding_guessed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("undone_at", UTCDateTime),
@@ -141,6 +144,8 @@ import_rejects = sa.Table(
     id_column(),
     _ref("batch_id", "import_batches"),
     sa.Column("row_number", sa.Integer, nullable=False),
+    # reject: the row was not imported; warning: it was, without the invalid value named here.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="reject"),
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("field", sa.String(100)),
     sa.Column("message", sa.Text, nullable=False),
@@ -183,6 +188,10 @@ merge_suggestions = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # open | merged | dismissed
     sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Why the pair is worth a look, as data: [{"kind": "shared_phone", "detail": "+14155550101"}, …]
+    sa.Column("evidence", JSONType, nullable=False, server_default="[]"),
+    sa.Column("decided_at", UTCDateTime),  # when it was dismissed or merged
+    sa.Column("decided_by", sa.String(200)),
     sa.UniqueConstraint("person_a_id", "person_b_id"),
 )
 

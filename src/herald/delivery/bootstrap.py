@@ -11,23 +11,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 from herald.channels.base import ChannelProvider
 from herald.channels.maildir import MaildirEmailProvider
 from herald.channels.postfix_log import PostfixLog
 from herald.channels.registry import ChannelRegistry
-from herald.channels.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimulatorConfig, SimulatorServer
+from herald.channels.simulator import DEFAULT_ACCOUNT_SID, SimulatorConfig, SimulatorServer
 from herald.channels.smtp import SmtpConfig, SmtpEmailProvider, SmtpSecurity
 from herald.channels.twilio import TwilioSettings, build_providers
 from herald.channels.webhook import SignedWebhookProvider, WebhookConfig
 from herald.core.clock import Clock
 from herald.core.settings import Settings
+from herald.db.runtime import Runtime, instance_secret
 from herald.delivery.reconcile import AcceptanceLog
 from herald.delivery.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
 SIMULATOR_FROM = "+15005550006"  # Twilio's magic "valid sender" number
 CALLBACK_PATH = "/hooks/twilio/status"
+SIMULATOR_TOKEN_SECRET = "simulator_auth_token"  # noqa: S105 — the name of the row, not a token
 
 
 @dataclass
@@ -56,14 +59,21 @@ def twilio_configured() -> bool:
     return bool(os.environ.get("HERALD_TWILIO_ACCOUNT_SID") or os.environ.get("HERALD_TWILIO_BASE_URL"))
 
 
-def twilio_settings(settings: Settings, delivery: DeliverySettings, base_url: str | None = None) -> TwilioSettings:
-    """HERALD_TWILIO_* where set; the simulator's account, token and sender where not."""
+def simulator_auth_token(engine: sa.Engine) -> str:
+    """This installation's simulator token: random, made on first use, kept in the database (instance_secrets),
+    so the API, every worker and `herald simulator` agree on it and backups carry it."""
+    return instance_secret(engine, SIMULATOR_TOKEN_SECRET)  # concurrent first uses: the first insert wins
+
+
+def twilio_settings(runtime: Runtime, delivery: DeliverySettings, base_url: str | None = None) -> TwilioSettings:
+    """HERALD_TWILIO_* where set; the simulator's account, this installation's token and sender where not."""
     defaults: dict[str, str] = {
         "account_sid": DEFAULT_ACCOUNT_SID,
-        "auth_token": DEFAULT_AUTH_TOKEN,
-        "status_callback_url": public_url(settings, delivery) + CALLBACK_PATH,
+        "status_callback_url": public_url(runtime.settings, delivery) + CALLBACK_PATH,
         "from_number": SIMULATOR_FROM,
     }
+    if "HERALD_TWILIO_AUTH_TOKEN" not in os.environ:
+        defaults["auth_token"] = simulator_auth_token(runtime.engine)
     if base_url is not None:
         defaults["base_url"] = base_url
     given = {k: v for k, v in defaults.items() if f"HERALD_TWILIO_{k.upper()}" not in os.environ}
@@ -85,15 +95,16 @@ def _email(settings: Settings, delivery: DeliverySettings, clock: Clock, concurr
     return SmtpEmailProvider(config, clock)
 
 
-def _start_simulator(providers: Providers, delivery: DeliverySettings) -> str:
-    server = SimulatorServer(SimulatorConfig(), port=delivery.simulator_port)
+def _start_simulator(providers: Providers, delivery: DeliverySettings, auth_token: str) -> str:
+    server = SimulatorServer(SimulatorConfig(auth_token=auth_token), port=delivery.simulator_port)
     providers.stack.enter_context(server.in_thread())
     log.warning("no Twilio account configured: SMS/WhatsApp/voice go to the embedded simulator at %s", server.base_url)
     return server.base_url
 
 
-def build_registry(settings: Settings, delivery: DeliverySettings, clock: Clock, *, concurrency: int = 1) -> Providers:
+def build_registry(runtime: Runtime, delivery: DeliverySettings, *, concurrency: int = 1) -> Providers:
     """E-mail first, then SMS, WhatsApp, voice, webhook: one provider per channel, registered explicitly."""
+    settings, clock = runtime.settings, runtime.clock
     providers = Providers(ChannelRegistry())
     email = _email(settings, delivery, clock, concurrency)
     providers.registry.register(email)
@@ -104,11 +115,12 @@ def build_registry(settings: Settings, delivery: DeliverySettings, clock: Clock,
             providers.relay_logs[email.name] = PostfixLog(Path(delivery.smtp_reconcile_log), settle=settle)
     base_url = None
     if not twilio_configured() and delivery.embedded_simulator:
-        base_url = providers.simulator_url = _start_simulator(providers, delivery)
+        token = simulator_auth_token(runtime.engine)
+        base_url = providers.simulator_url = _start_simulator(providers, delivery, token)
     if twilio_configured() or base_url is not None:
         client = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
         providers.closers.append(client.aclose)
-        for provider in build_providers(twilio_settings(settings, delivery, base_url), client=client, clock=clock):
+        for provider in build_providers(twilio_settings(runtime, delivery, base_url), client=client, clock=clock):
             providers.registry.register(provider)
     secrets = tuple(s.strip() for s in delivery.webhook_secrets.split(",") if s.strip())
     if secrets:

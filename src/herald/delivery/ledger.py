@@ -59,6 +59,8 @@ class NewMessage:
     skips: Sequence[Mapping[str, Any]] = ()
     template_id: str | None = None
     template_version: int | None = None
+    quiet_zone: str | None = None
+    quiet_window: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,8 @@ def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enque
         "template_version": message.template_version,
         "zones": list(message.zones),
         "zone_source": message.zone_source,
+        "quiet_zone": message.quiet_zone,
+        "quiet_window": message.quiet_window,
         "available_at": message.available_at,
         "created_at": now,
         "updated_at": now,

@@ -11,7 +11,7 @@ from typing import Any
 from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
 from herald.consent.policy import ConsentEvent, can_contact
 from herald.schedule.caps import CapRule, SendRecord, check_caps
-from herald.schedule.quiet_hours import MessageClass, QuietHoursPolicy, decide_send_time
+from herald.schedule.quiet_hours import MessageClass, QuietHoursPolicy, decide_send_time, describe_decision
 from herald.schedule.timezones import country_zones, load_zone, resolve_zone
 from herald.templates.render import Held, TemplateSpec, render_template
 
@@ -90,6 +90,8 @@ class PlannedMessage:
     hold_reason: str | None = None
     releasable: bool = False  # a hold that ends by itself at available_at (quiet hours, caps)
     skips: tuple[tuple[str, str], ...] = ()
+    quiet_zone: str | None = None  # the zone quiet hours were read in, with its source (None: not reached)
+    quiet_window: str | None = None  # the window applied, or "exempt: transactional"
 
 
 def plan_message(
@@ -127,6 +129,8 @@ def plan_message(
         start = max(start, caps.release_at)
     keep_zones_loaded(zone.zones, rules.quiet_hours)
     decision = decide_send_time(start, zone.zones, rules.quiet_hours, request.message_class)
+    applied = describe_decision(decision, zone.zones, zone.source, rules.quiet_hours, request.message_class)
+    base = replace(base, quiet_zone=applied.zone, quiet_window=applied.window)
     if decision.send_at is None:
         return replace(base, available_at=start, hold_reason=f"quiet_hours:{decision.reason}")
     if decision.send_at > start or not caps.allowed:
@@ -183,7 +187,14 @@ def _email_body(fields: Mapping[str, Any]) -> bool:
     return bool(fields.get("text") or fields.get("html"))
 
 
+# What a template can read about the recipient: each name both short (`first_name`) and long
+# (`contact.first_name`), plus every custom attribute by its own name. Listed in `herald messages send --help`.
+CONTACT_FIELDS = ("first_name", "last_name", "company", "country", "locale", "timezone", "email", "phone")
+
+
 def template_values(recipient: Recipient, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The render context. Precedence, lowest first: the contact's attributes, its fields, then the message's
+    own variables, so `--var first_name=Jo` overrides the stored name for this one message."""
     fields = dict(recipient.fields)
     attributes = fields.pop("attributes", None) or {}
     contact = {**attributes, **{k: v for k, v in fields.items() if v is not None}}
@@ -191,7 +202,7 @@ def template_values(recipient: Recipient, variables: Mapping[str, Any]) -> dict[
         contact.setdefault("email", recipient.emails[0])
     if recipient.phones:
         contact.setdefault("phone", recipient.phones[0])
-    return {"contact": contact, **variables}
+    return {**contact, "contact": contact, **variables}
 
 
 def _spec_for(channels: Sequence[str], content: Content) -> TemplateSpec | None:

@@ -32,7 +32,7 @@ def record_twilio_callback(
     runtime: Runtime, query: str, headers: Mapping[str, str], body: bytes, delivery: DeliverySettings | None = None
 ) -> int:
     """Verify the X-Twilio-Signature (SignatureError if wrong) and apply the status; returns events applied."""
-    settings = twilio_settings(runtime.settings, delivery or load_delivery_settings())
+    settings = twilio_settings(runtime, delivery or load_delivery_settings())
     url = signed_url(settings.status_callback_url, query)
     reference = dict(parse_qsl(query)).get(REFERENCE_PARAM)
     with runtime.engine.connect() as conn:

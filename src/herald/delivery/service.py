@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from herald.consent.ledger import load_events
+from herald.contacts.phone_lookup import phone_owner
 from herald.contacts.service import ContactInput, resolve_contact
 from herald.contacts.store import get_person, identifiers_of
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
@@ -22,6 +23,7 @@ from herald.delivery import breaker, ledger
 from herald.delivery.planner import (
     CHANNELS,
     MESSAGE_CLASSES,
+    PARTS,
     Content,
     PlannedMessage,
     Recipient,
@@ -45,6 +47,7 @@ class IdempotencyConflictError(ConflictError):
 
 class IdempotencyKeyRequiredError(HeraldError):
     code = "idempotency_key_required"
+    http_status = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,20 @@ def _validate(request: SendRequest) -> None:
         raise InvalidInputError("Give either template_id or inline content.", field="content")
     if request.not_before is not None and request.not_before.tzinfo is None:
         raise InvalidInputError("not_before needs a time zone (e.g. 2026-11-23T09:00:00Z).", field="not_before")
+    _vet_inline(request)
+
+
+def _vet_inline(request: SendRequest) -> None:
+    """Compile inline content before any database work: a broken or over-budget template (template_invalid,
+    template_unsafe) is refused at once, whoever the recipient. Planning renders the same compiled parts."""
+    parts = {
+        part: str(value)
+        for channel in request.channels
+        for field, part in PARTS.get(channel, {}).items()
+        if (value := request.content.get(channel, {}).get(field))
+    }
+    if parts:
+        compile_template(TemplateSpec(id="inline", version=0, parts=parts))
 
 
 def _resolve_recipient(
@@ -183,6 +200,11 @@ def _resolve_recipient(
         if person["status"] != "active":
             raise ConflictError(f"Person {request.contact_id} is {person['status']}.", id=request.contact_id)
         return int(person["id"])
+    if request.phone is not None:
+        # A number typed as `contacts list` shows it belongs to the person whose country reads it that way.
+        owner = phone_owner(conn, request.phone, runtime.settings.default_region)
+        if owner is not None:
+            return owner
     data = ContactInput(
         emails=[request.email] if request.email else [],
         phones=[request.phone] if request.phone else [],
@@ -291,6 +313,8 @@ def _new_message(
         skips=[{"channel": c, "reason": r} for c, r in planned.skips],
         template_id=request.template_id,
         template_version=template_version,
+        quiet_zone=planned.quiet_zone,
+        quiet_window=planned.quiet_window,
     )
 
 

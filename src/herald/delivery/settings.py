@@ -63,8 +63,10 @@ class DeliverySettings(BaseSettings):
     # --- rules --------------------------------------------------------------------------------------
     quiet_start: dt.time = Field(default=dt.time(8, 0), description="Local time from which messages may go.")
     quiet_end: dt.time = Field(default=dt.time(20, 0), description="Local time from which they may not.")
-    quiet_exempt_transactional: bool = False
-    quiet_exempt_incident: bool = False
+    quiet_exempt_transactional: bool = Field(
+        default=True, description="Transactional messages (resets, receipts, codes) ignore quiet hours."
+    )
+    quiet_exempt_incident: bool = Field(default=False, description="Incident notices ignore quiet hours.")
     default_timezone: str | None = Field(default=None, description="The account's zone, the last resort.")
     delivery_caps: str = Field(
         default="", description="channel:class:max:window_seconds:hold|drop, comma-separated; * for any."

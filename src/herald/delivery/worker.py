@@ -40,7 +40,13 @@ from herald.delivery.failover import Block, Decision, Outcome, RetryPolicy, afte
 from herald.delivery.planner import consent_purpose, keep_zones_loaded
 from herald.delivery.reconcile import AcceptanceLog, MessageIds, Reconciled, can_reconcile, reconcile, reconcile_relay
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
-from herald.schedule.quiet_hours import QuietHoursPolicy, WeeklyWindows, decide_send_time
+from herald.schedule.quiet_hours import (
+    QuietHoursApplied,
+    QuietHoursPolicy,
+    WeeklyWindows,
+    decide_send_time,
+    describe_decision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +237,8 @@ class Deliverer:
         decision = decide_send_time(now, row["zones"], self.quiet, row["message_class"])
         if decision.send_at is None or decision.send_at > now:
             # Quiet hours are checked again at send time: a retry or a late release may fall outside them.
-            batch.now_done.append(_quiet_hold(claimed, decision.send_at, decision.reason))
+            applied = describe_decision(decision, row["zones"], row["zone_source"], self.quiet, row["message_class"])
+            batch.now_done.append(_quiet_hold(claimed, decision.send_at, decision.reason, applied))
             return
         channels: list[str] = list(row["channels"])
         blocked: dict[str, Block] = {}
@@ -500,10 +507,24 @@ def _late(job: Job, now: dt.datetime) -> ledger.Completion:
     return _done(job.claim, "retry_wait", attempt_id=job.attempt["id"], attempt_values=values, available_at=now)
 
 
-def _quiet_hold(claimed: ledger.Claim, send_at: dt.datetime | None, reason: str) -> ledger.Completion:
+def _quiet_hold(
+    claimed: ledger.Claim, send_at: dt.datetime | None, reason: str, applied: QuietHoursApplied
+) -> ledger.Completion:
+    # The row says which zone and window held it this time (the settings may have changed since planning).
+    zone, window = applied.zone, applied.window
     if send_at is None:
-        return _done(claimed, "held", hold_reason=f"quiet_hours:{reason}", releasable=False)
-    return _done(claimed, "held", hold_reason="quiet_hours", releasable=True, available_at=send_at)
+        return _done(
+            claimed, "held", hold_reason=f"quiet_hours:{reason}", releasable=False, quiet_zone=zone, quiet_window=window
+        )
+    return _done(
+        claimed,
+        "held",
+        hold_reason="quiet_hours",
+        releasable=True,
+        available_at=send_at,
+        quiet_zone=zone,
+        quiet_window=window,
+    )
 
 
 def _no_channel(
@@ -528,7 +549,7 @@ class _Engine:
 
     def __init__(self, runtime: Runtime, delivery: DeliverySettings, concurrency: int) -> None:
         self.loop = asyncio.new_event_loop()
-        self.providers: Providers = build_registry(runtime.settings, delivery, runtime.clock, concurrency=concurrency)
+        self.providers: Providers = build_registry(runtime, delivery, concurrency=concurrency)
         self.deliverer = Deliverer(runtime, self.providers.registry, delivery, relay_logs=self.providers.relay_logs)
 
     def run(self, concurrency: int) -> int:

@@ -23,6 +23,7 @@ class NoCommonWindowError(HeraldError):
     """No instant in the horizon is inside the allowed window in every candidate zone."""
 
     code = "no_common_window"
+    http_status = 422
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,10 @@ class QuietHoursPolicy:
 
     default: WeeklyWindows = DEFAULT_WINDOWS
     per_class: Mapping[str, WeeklyWindows] = field(default_factory=dict)
-    # Quiet hours apply to every class unless the operator opts a class out (fail safe).
-    exempt_transactional: bool = False
+    # Quiet hours exist for messages nobody asked for (marketing, proactive notices). A transactional
+    # message the person just triggered (password reset, receipt, login code) is useless at 08:00, so it
+    # is exempt unless the operator opts it back in. Incidents keep quiet hours unless opted out.
+    exempt_transactional: bool = True
     exempt_incident: bool = False
     # Used when a person's zone is unknown: these zones, else every zone of default_country.
     fallback_zones: tuple[str, ...] = ()
@@ -225,6 +228,63 @@ def decide_send_time(
     if at is None:
         return QuietHoursDecision(None, names, "no_common_window")
     return QuietHoursDecision(at, names, "allowed_now" if at == now else "deferred")
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHoursApplied:
+    """What a decision used, in words for people: the zone (and where it came from) and the window."""
+
+    zone: str  # "America/New_York (contact)", "every zone of US (29; zone unknown)", "unknown"
+    window: str  # "08:00-20:00 local, every day", "exempt: transactional"
+
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MAX_TEXT = 200  # fits the ledger's quiet_zone / quiet_window columns
+
+
+def _hhmm(value: dt.time) -> str:
+    return "24:00" if value == MIDNIGHT else value.strftime("%H:%M")
+
+
+def _window_text(window: DailyWindow | None) -> str:
+    return "closed" if window is None else f"{window.start.strftime('%H:%M')}-{_hhmm(window.end)}"
+
+
+def describe_windows(windows: WeeklyWindows) -> str:
+    """ "08:00-20:00 local, every day", or one entry per weekday when the days differ."""
+    if len(set(windows.days)) == 1:
+        return f"{_window_text(windows.days[0])} local, every day"
+    return "local: " + ", ".join(
+        f"{name} {_window_text(day)}" for name, day in zip(DAY_NAMES, windows.days, strict=True)
+    )
+
+
+def _zones_text(zones: Sequence[str]) -> str:
+    shown = ", ".join(zones[:3])
+    return shown if len(zones) <= 3 else f"{shown} +{len(zones) - 3} more"
+
+
+def describe_decision(
+    decision: QuietHoursDecision,
+    person_zones: Sequence[str],
+    zone_source: str,
+    policy: QuietHoursPolicy,
+    message_class: MessageClass,
+) -> QuietHoursApplied:
+    """The zone and window a decision applied, for the ledger row (shown by `messages show`, the API, the page)."""
+    if person_zones:
+        zone = f"{_zones_text(person_zones)} ({zone_source})"
+    elif decision.zones and policy.fallback_zones:
+        zone = f"{_zones_text(decision.zones)} (fallback; zone unknown)"
+    elif decision.zones:
+        zone = f"every zone of {policy.default_country} ({len(decision.zones)}; zone unknown)"
+    else:
+        zone = "unknown"
+    if decision.reason == "exempt":
+        window = f"exempt: {message_class}"
+    else:
+        window = describe_windows(policy.windows_for(message_class))
+    return QuietHoursApplied(zone=zone[:_MAX_TEXT], window=window[:_MAX_TEXT])
 
 
 def next_allowed_instant(

@@ -33,6 +33,10 @@ _FORBIDDEN_NODES: tuple[tuple[type[nodes.Node], str], ...] = (
     (nodes.Macro, "macros are not allowed"),
     (nodes.CallBlock, "call blocks are not allowed"),
     (nodes.FilterBlock, "filter blocks are not allowed"),
+    # `{% set x %}…{% endset %}` gathers text no output limit sees; `{% set x = … %}` is fine.
+    (nodes.AssignBlock, "set blocks are not allowed; use {% set name = expression %}"),
+    # `{% autoescape false %}` would print contact data into HTML parts unescaped.
+    (nodes.EvalContextModifier, "autoescape blocks are not allowed"),
 )
 _FORBIDDEN_NAMES = frozenset({"self", "cycler", "joiner", "namespace", "lipsum", "range", "dict"})
 EMPTY_VALUES = (None, "")

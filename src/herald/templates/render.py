@@ -11,12 +11,10 @@ from typing import Any, Protocol
 from jinja2 import TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from herald.core.errors import HeraldError
+from herald.templates.budget import Budget, deadline, spending
 from herald.templates.checks import (
-    ALLOWED_FILTERS,
-    ALLOWED_TESTS,
     TemplateNeeds,
     find_fallbacks_used,
     find_missing,
@@ -27,6 +25,7 @@ from herald.templates.checks import (
     template_paths,
     unsafe_constructs,
 )
+from herald.templates.sandbox import BudgetedSandbox, budget_tree, refused_constants
 
 MAX_SOURCE_CHARS = 64 * 1024  # per part, as written by the operator
 MAX_OUTPUT_CHARS = 1024 * 1024  # per part, after rendering (RELIABILITY R4.4)
@@ -41,12 +40,15 @@ class TemplateInvalidError(HeraldError):
     """The template itself is broken (syntax, size, part names); no contact can get it."""
 
     code = "template_invalid"
+    http_status = 422
 
 
 class TemplateUnsafeError(HeraldError):
-    """The template tries something the sandbox refuses (dunder access, calls, imports, …)."""
+    """The template tries something the sandbox refuses (dunder access, calls, imports, …) or would spend more
+    than its budget (`9**9999999`, `'a' * 10**9`, loops over loops)."""
 
     code = "template_unsafe"
+    http_status = 422
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,22 +207,15 @@ class _PathUndefined(StrictUndefined):
         return f"{_MISSING_MARK}{name}"
 
 
-def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        undefined=_PathUndefined, autoescape=autoescape, keep_trailing_newline=True, cache_size=0
-    )
-    # No globals (range, cycler, lipsum, …) and only pure filters and tests: less to escape through.
-    env.globals.clear()
-    env.filters = {name: env.filters[name] for name in ALLOWED_FILTERS}
-    env.tests = {name: env.tests[name] for name in ALLOWED_TESTS}
-    return env
+def _environment(autoescape: bool) -> BudgetedSandbox:
+    return BudgetedSandbox(undefined=_PathUndefined, autoescape=autoescape, keep_trailing_newline=True, cache_size=0)
 
 
 _HTML_ENV = _environment(autoescape=True)
 _TEXT_ENV = _environment(autoescape=False)
 
 
-def _environment_for(part: str) -> ImmutableSandboxedEnvironment:
+def _environment_for(part: str) -> BudgetedSandbox:
     return _HTML_ENV if part.endswith(".html") else _TEXT_ENV
 
 
@@ -254,12 +249,12 @@ def _compile_part(template_id: str, version: int, part: str, source: str) -> tup
         tree = env.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateInvalidError(f"part {part}: {exc.message} (line {exc.lineno})", **where) from exc
-    problems = unsafe_constructs(tree)
+    problems = unsafe_constructs(tree) or refused_constants(tree, env)
     if problems:
         raise TemplateUnsafeError(f"part {part} refused: {problems[0]}", problems=problems, **where)
     paths = template_paths(tree, meta.find_undeclared_variables(tree))
     try:
-        template = env.from_string(tree)
+        template = env.from_string(budget_tree(tree))
     except TemplateSyntaxError as exc:
         raise TemplateInvalidError(f"part {part}: {exc.message}", **where) from exc
     return template, paths
@@ -302,16 +297,18 @@ def clear_compile_cache() -> None:
 # Rendering.
 
 
-def _render_part(part: str, template: _Part, context: Mapping[str, object]) -> str | Held:
+def _render_part(part: str, template: _Part, context: Mapping[str, object], ends_at: float) -> str | Held:
     pieces: list[str] = []
     size = 0
     try:
-        # Streamed so an oversized output is cut off early rather than built in full.
-        for piece in template.generate(context):
-            size += len(piece)
-            if size > MAX_OUTPUT_CHARS:
-                return Held(f"output_too_large:{part}", part=part)
-            pieces.append(piece)
+        # Streamed so an oversized output is cut off early rather than built in full; every operator,
+        # filter, `~` and loop iteration is charged to this render's budget (TemplateBudgetError).
+        with spending(Budget(ends_at=ends_at)):
+            for piece in template.generate(context):
+                size += len(piece)
+                if size > MAX_OUTPUT_CHARS:
+                    return Held(f"output_too_large:{part}", part=part)
+                pieces.append(piece)
     except SecurityError as exc:
         raise TemplateUnsafeError(f"part {part} refused at render time: {exc}", part=part) from exc
     except UndefinedError as exc:
@@ -331,8 +328,9 @@ def render_compiled(compiled: CompiledTemplate, values: Mapping[str, object]) ->
     filled = _with_fallbacks(compiled.needs, values)
     context = {key: _wrap(value, key) for key, value in filled.items()}
     parts: dict[str, str] = {}
+    ends_at = deadline()  # one time budget for all parts of this person's message
     for part, template in compiled.templates.items():
-        result = _render_part(part, template, context)
+        result = _render_part(part, template, context, ends_at)
         if isinstance(result, Held):
             return result
         parts[part] = result

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from herald.auth import sessions, signin, users
 from herald.auth.audit import record_audit
 from herald.core.errors import HeraldError
+from herald.core.inputs import Id, Text
 from herald.web.auth_views import enrolment_context, pending_secret
 from herald.web.deps import (
     CSRF,
@@ -24,7 +25,7 @@ from herald.web.deps import (
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter()
-FormStr = Annotated[str, Form()]
+FormStr = Annotated[Text, Form()]
 
 NOTICES = {
     "password-changed": "Your password is changed. Every other session was signed out.",
@@ -46,7 +47,7 @@ def _account_context(request: Request, signed_in: SignedIn, **extra: Any) -> dic
 
 
 @router.get("/account")
-def account_page(request: Request, signed_in: SignedInDep, notice: str = "") -> Response:
+def account_page(request: Request, signed_in: SignedInDep, notice: Text = "") -> Response:
     return render(request, "account.html", _account_context(request, signed_in, notice=NOTICES.get(notice)))
 
 
@@ -90,7 +91,9 @@ def regenerate_codes(request: Request, signed_in: SignedInDep, code: FormStr = "
         )
     except HeraldError as exc:
         errors = FormErrors().add(exc, "code")
-        return render(request, "account.html", _account_context(request, signed_in, errors=errors), status_code=422)
+        return render(
+            request, "account.html", _account_context(request, signed_in, errors=errors), status_code=exc.http_status
+        )
     return render(
         request, "auth/recovery_codes.html", {"title": "Your new recovery codes", "codes": codes, "first_time": False}
     )
@@ -134,7 +137,7 @@ def enrol_submit(request: Request, signed_in: SignedInDep, code: FormStr = "") -
 
 
 @router.post("/account/sessions/{session_id}/revoke", dependencies=CSRF)
-def revoke_session(request: Request, signed_in: SignedInDep, session_id: int) -> Response:
+def revoke_session(request: Request, signed_in: SignedInDep, session_id: Id) -> Response:
     runtime = get_runtime(request)
     with runtime.engine.begin() as conn:
         if sessions.revoke_session(conn, signed_in.user.id, session_id):

@@ -7,6 +7,9 @@ that `{% extends "base.html" %}`, then include the router below and call `regist
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from http import HTTPStatus
+
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -32,6 +35,19 @@ from herald.web.deps import (
     SetupRequired,
 )
 from herald.web.render import DEFAULT_NAV, STATIC_DIR, NavItem, build_templates, redirect, register_nav, render
+
+
+def error_page(
+    request: Request, status_code: int, message: str, *, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The styled error page (error.html) every web error answers with: unknown URLs, 4xx and 5xx."""
+    try:
+        title = HTTPStatus(status_code).phrase
+    except ValueError:
+        title = "Error"
+    response = render(request, "error.html", {"title": title, "message": message}, status_code=status_code)
+    response.headers.update(headers or {})
+    return response
 
 
 async def _login_required(request: Request, _: Exception) -> Response:

@@ -12,9 +12,9 @@ from markupsafe import Markup
 from herald.auth import sessions, signin, totp, users
 from herald.auth.audit import record_audit
 from herald.auth.sessions import Stage
-from herald.auth.signin import Factor, SignInError
-from herald.auth.throttle import ThrottledError
+from herald.auth.signin import Factor
 from herald.core.errors import HeraldError
+from herald.core.inputs import Text
 from herald.web.deps import (
     CSRF,
     LoginRequired,
@@ -33,7 +33,7 @@ from herald.web.deps import (
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter()
-FormStr = Annotated[str, Form()]
+FormStr = Annotated[Text, Form()]
 NEXT_PAGE: dict[str, str] = {"second_factor": "/login/2fa", "enrol": "/login/enrol", "full": "/"}
 
 
@@ -75,9 +75,8 @@ def _pending_user(request: Request, stage: Stage) -> tuple[SessionState, users.U
 
 
 def _error_status(exc: HeraldError) -> int:
-    if isinstance(exc, ThrottledError):
-        return 429
-    return 401 if isinstance(exc, SignInError) else 422
+    # The class decides (ThrottledError 429, SignInError 401, InvalidInputError 422 …), as in the API.
+    return exc.http_status
 
 
 # --- set-up ---------------------------------------------------------------------------------
@@ -112,6 +111,7 @@ def setup_submit(
             request.app.state.web_has_users = True
             _rotate(request, stage="enrol", user_id=user.id)
             return redirect(request, "/login/enrol")
+    ensure_session(request)  # the corrected form needs a live session and its CSRF token (a new one if it expired)
     context = {"title": "Set up Herald", "errors": errors, "values": {"email": email}}
     return render(request, "auth/setup.html", context, status_code=422)
 
@@ -154,7 +154,7 @@ def login_submit(request: Request, email: FormStr = "", password: FormStr = "") 
 
 
 @router.get("/login/2fa")
-def challenge_page(request: Request, method: str = "code") -> Response:
+def challenge_page(request: Request, method: Text = "code") -> Response:
     _, user = _pending_user(request, "second_factor")
     template_method = "recovery" if method == "recovery" else "code"
     return render(

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from herald.consent.policy import CHANNELS, PURPOSES
 from herald.contacts import service
 from herald.core.errors import NotFoundError
+from herald.core.inputs import Id, Text
 from herald.delivery import queries
 from herald.delivery.reasons import describe_reason
 from herald.web.deps import SignedIn, SignedInDep, get_runtime, require_role
@@ -36,7 +37,7 @@ def full_name(person: dict[str, Any]) -> str:
 def contacts_page(
     request: Request,
     signed_in: SignedInDep,
-    q: Annotated[str, Query(max_length=200)] = "",
+    q: Annotated[Text, Query(max_length=200)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     total, rows = service.search_contacts(
@@ -80,7 +81,7 @@ def message_event(message: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/{person_id}")
-def person_page(request: Request, signed_in: SignedInDep, person_id: int) -> Response:
+def person_page(request: Request, signed_in: SignedInDep, person_id: Id) -> Response:
     try:
         person = service.contact_detail(get_runtime(request).engine, person_id)
     except NotFoundError:

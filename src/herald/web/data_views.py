@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, Response
 from herald.auth.audit import record_audit
 from herald.backup.backup import last_verified, list_backups, take_backup
 from herald.contacts import export
+from herald.core.inputs import Count, Text
 from herald.web.contacts_views import StaffDep
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import SECURITY_HEADERS, redirect, render
@@ -40,7 +41,7 @@ def _backup_rows(backups: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @router.get("")
-def data_page(request: Request, signed_in: StaffDep, notice: str = "", failed: int | None = None) -> Response:
+def data_page(request: Request, signed_in: StaffDep, notice: Text = "", failed: Count | None = None) -> Response:
     runtime = get_runtime(request)
     newest_verified = last_verified(runtime.engine)
     context = {
@@ -56,7 +57,7 @@ def data_page(request: Request, signed_in: StaffDep, notice: str = "", failed: i
 
 
 @router.get("/export/{kind}.csv")
-def download_export(request: Request, signed_in: StaffDep, kind: str, background: BackgroundTasks) -> Response:
+def download_export(request: Request, signed_in: StaffDep, kind: Text, background: BackgroundTasks) -> Response:
     if kind not in EXPORTS:
         return render(request, "error.html", {"title": "Not found", "message": "No such export."}, status_code=404)
     runtime = get_runtime(request)

@@ -186,6 +186,9 @@ async def require_csrf(request: Request) -> None:
     token = request.cookies.get(COOKIE_NAME)
     if not token or not sessions.check_csrf(token, submitted):
         raise CsrfRejected
+    # Load the session now, which also puts its token in request.state: a form re-rendered by this POST
+    # (an error to correct) must carry the token again, or the corrected retry would be refused.
+    session_state(request)
 
 
 CSRF: list[Any] = [Depends(require_csrf)]

@@ -1,26 +1,28 @@
-"""Duplicates page: suggested pairs side by side with merge (choose the survivor) and dismiss; recent merges."""
+"""Duplicates page: suggested pairs with both names and the evidence, a page at a time; merge, dismiss, unmerge."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from herald.auth.audit import record_audit
 from herald.contacts import dedupe, service
 from herald.contacts.dedupe import Suggestion
+from herald.contacts.evidence import describe
 from herald.core.errors import HeraldError, NotFoundError
+from herald.core.inputs import Id, Text
 from herald.web.contacts_views import StaffDep, full_name
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import redirect, render
 
 router = APIRouter(prefix="/duplicates")
-SHOWN = 50  # each suggestion loads two full records; more than this is a long page anyway
+PAGE_SIZE = 20  # each suggestion loads two full records side by side
 
 NOTICES = {
-    "scanned": "Scan finished: new suggestions are listed below.",
+    "scanned": "Scan finished: pairs with evidence beyond a similar name are listed below.",
     "merged": "Merged. The surviving person now holds both records; the merge can be undone below.",
     "dismissed": "Dismissed. That pair is not suggested again.",
     "unmerged": "Unmerged: both people are back as they were.",
@@ -45,14 +47,13 @@ def _side(engine: sa.Engine, person_id: int) -> dict[str, Any] | None:
 
 
 def _pairs(engine: sa.Engine, suggestions: list[Suggestion]) -> list[dict[str, Any]]:
-    """Open suggestions whose two people are both still active (a merge elsewhere makes others stale)."""
+    """Both people of each suggestion in full, and the evidence in words."""
     pairs = []
     for suggestion in suggestions:
         a, b = _side(engine, suggestion.person_a_id), _side(engine, suggestion.person_b_id)
-        if a and b and a["status"] == b["status"] == "active":
-            pairs.append({"suggestion": suggestion, "a": a, "b": b})
-        if len(pairs) == SHOWN:
-            break
+        if a and b:
+            evidence = [describe(e) for e in suggestion.evidence] or [suggestion.reason]
+            pairs.append({"suggestion": suggestion, "a": a, "b": b, "evidence": evidence})
     return pairs
 
 
@@ -67,11 +68,27 @@ def _merge_rows(engine: sa.Engine) -> list[dict[str, Any]]:
     return [row | {"survivor_name": names[row["survivor_id"]], "merged_name": names[row["merged_id"]]} for row in rows]
 
 
-def _page(request: Request, *, notice: str | None = None, error: str | None = None, status_code: int = 200) -> Response:
+def _page(
+    request: Request,
+    *,
+    page: int = 1,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     engine = get_runtime(request).engine
+    listing = dedupe.list_suggestions(engine, page=page, per_page=PAGE_SIZE)
+    if listing.total and not listing.items and page > listing.last_page:
+        listing = dedupe.list_suggestions(engine, page=listing.last_page, per_page=PAGE_SIZE)
+    first = (listing.page - 1) * listing.per_page + 1 if listing.items else 0
     context = {
         "title": "Duplicates",
-        "pairs": _pairs(engine, dedupe.list_suggestions(engine, limit=SHOWN * 4)),
+        "pairs": _pairs(engine, listing.items),
+        "total": listing.total,
+        "page": listing.page,
+        "last_page": listing.last_page,
+        "first_shown": first,
+        "last_shown": first + len(listing.items) - 1 if listing.items else 0,
         "merges": _merge_rows(engine),
         "notice": notice,
         "error": error,
@@ -80,8 +97,13 @@ def _page(request: Request, *, notice: str | None = None, error: str | None = No
 
 
 @router.get("")
-def duplicates_page(request: Request, signed_in: StaffDep, notice: str = "") -> Response:
-    return _page(request, notice=NOTICES.get(notice))
+def duplicates_page(
+    request: Request,
+    signed_in: StaffDep,
+    notice: Text = "",
+    page: Annotated[Id, Query(le=1_000_000)] = 1,
+) -> Response:
+    return _page(request, page=page, notice=NOTICES.get(notice))
 
 
 @router.post("/scan", dependencies=CSRF)
@@ -95,22 +117,25 @@ def scan(request: Request, signed_in: StaffDep) -> Response:
 def merge(
     request: Request,
     signed_in: StaffDep,
-    suggestion_id: int,
-    person_a: Annotated[int, Form()],
-    person_b: Annotated[int, Form()],
-    survivor_id: Annotated[int, Form()],
+    suggestion_id: Id,
+    survivor_id: Annotated[Id, Form()],
 ) -> Response:
     runtime = get_runtime(request)
-    if survivor_id not in (person_a, person_b):
+    try:
+        suggestion = dedupe.get_suggestion(runtime.engine, suggestion_id)
+    except NotFoundError as exc:
+        return _page(request, error=exc.message, status_code=404)
+    pair = (suggestion.person_a_id, suggestion.person_b_id)
+    if survivor_id not in pair:
         return _page(request, error="Choose which of the two people to keep.", status_code=422)
-    merged_id = person_b if survivor_id == person_a else person_a
+    merged_id = pair[1] if survivor_id == pair[0] else pair[0]
     reason = f"duplicate suggestion {suggestion_id}"
     try:
         merge_id = service.merge_contacts(
             runtime.engine, runtime.clock, survivor_id, merged_id, actor=signed_in.user.email, reason=reason
         )
     except HeraldError as exc:
-        return _page(request, error=exc.message, status_code=409)
+        return _page(request, error=exc.message, status_code=exc.http_status)
     record_audit(
         runtime.engine,
         runtime.clock,
@@ -124,19 +149,33 @@ def merge(
 
 
 @router.post("/{suggestion_id}/dismiss", dependencies=CSRF)
-def dismiss(request: Request, signed_in: StaffDep, suggestion_id: int) -> Response:
+def dismiss(request: Request, signed_in: StaffDep, suggestion_id: Id) -> Response:
     runtime = get_runtime(request)
-    dedupe.dismiss_suggestion(runtime.engine, suggestion_id)
+    try:
+        dismissed = dedupe.dismiss_suggestion(runtime.engine, runtime.clock, suggestion_id, actor=signed_in.user.email)
+    except NotFoundError as exc:
+        return _page(request, error=exc.message, status_code=404)
+    except HeraldError as exc:
+        return _page(request, error=exc.message, status_code=409)
+    record_audit(
+        runtime.engine,
+        runtime.clock,
+        "contacts.suggestion_dismissed",
+        actor=signed_in.user.actor(client_ip(request)),
+        target=f"suggestion {suggestion_id}",
+        target_id=suggestion_id,
+        details={"person_a": dismissed.person_a_id, "person_b": dismissed.person_b_id},
+    )
     return redirect(request, "/duplicates?notice=dismissed")
 
 
 @router.post("/merges/{merge_id}/unmerge", dependencies=CSRF)
-def unmerge(request: Request, signed_in: StaffDep, merge_id: int) -> Response:
+def unmerge(request: Request, signed_in: StaffDep, merge_id: Id) -> Response:
     runtime = get_runtime(request)
     try:
         result = service.unmerge_contacts(runtime.engine, runtime.clock, merge_id, actor=signed_in.user.email)
     except HeraldError as exc:
-        return _page(request, error=exc.message, status_code=409)
+        return _page(request, error=exc.message, status_code=exc.http_status)
     record_audit(
         runtime.engine,
         runtime.clock,

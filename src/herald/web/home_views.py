@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from herald.auth import signin, users
+from herald.core.inputs import Text
 from herald.db.tables import people
 from herald.web.deps import SignedInDep, get_runtime
 from herald.web.render import render
@@ -23,7 +24,7 @@ def _people_count(engine: sa.Engine) -> int:
 
 
 @router.get("/")
-def dashboard(request: Request, signed_in: SignedInDep, notice: str = "") -> Response:
+def dashboard(request: Request, signed_in: SignedInDep, notice: Text = "") -> Response:
     engine = get_runtime(request).engine
     remaining = signin.remaining_recovery_codes(engine, signed_in.user.id)
     context = {

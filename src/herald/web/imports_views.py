@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
@@ -13,13 +14,13 @@ from herald.auth.audit import record_audit
 from herald.contacts import importing, undo
 from herald.contacts.importers import FORMATS
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
+from herald.core.inputs import NUL, Id, Text
 from herald.web.contacts_views import StaffDep, not_found
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter(prefix="/imports")
 
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 FINISHED = frozenset({"done", "failed", "undone"})
 FORMAT_LABELS = {
     "auto": "Detect from the header",
@@ -36,8 +37,10 @@ COUNT_LABELS = (
     ("merged", "Merged"),
     ("suggested", "Suggested"),
     ("rejected", "Rejected"),
+    ("warned", "Warned"),
     ("suppressed", "Suppressed"),
 )
+ISSUES_SHOWN = 50  # per kind on the page; the download has them all
 NOTICES = {"undone": "The import was undone: the people it created are gone and the ones it changed are restored."}
 
 
@@ -69,12 +72,9 @@ def _region(value: str, fallback: str) -> str:
 
 
 async def _save_upload(file: UploadFile, path: Path) -> None:
-    size = 0
+    # The body limit middleware already refused anything over HERALD_MAX_UPLOAD_BYTES with 413.
     with path.open("wb") as out:
         while chunk := await file.read(1 << 20):
-            size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise InvalidInputError("The file is larger than 512 MiB.", field="file")
             out.write(chunk)
 
 
@@ -83,14 +83,16 @@ async def start_import(
     request: Request,
     signed_in: StaffDep,
     file: Annotated[UploadFile | None, File()] = None,
-    format: Annotated[str, Form()] = "auto",
-    region: Annotated[str, Form()] = "",
+    format: Annotated[Text, Form()] = "auto",
+    region: Annotated[Text, Form()] = "",
 ) -> Response:
     runtime = get_runtime(request)
     values = {"format": format, "region": region}
     errors = FormErrors()
     if file is None or not file.filename:
         errors.put("file", "Choose a CSV file to import.")
+    elif NUL in file.filename:
+        errors.put("file", "The file name must not contain NUL characters.")
     if format not in FORMATS:
         errors.put("format", "Choose one of the listed formats.")
     try:
@@ -108,8 +110,8 @@ async def start_import(
         await _save_upload(file, path)
     except HeraldError as exc:
         path.unlink(missing_ok=True)
-        undo.undo_import(runtime.engine, runtime.clock, batch_id, actor="web", final_status="failed")
-        return _form_page(request, errors=FormErrors().add(exc, "file"), values=values, status_code=422)
+        importing.fail_batch(runtime.engine, runtime.clock, batch_id, exc)
+        return _form_page(request, errors=FormErrors().add(exc, "file"), values=values, status_code=exc.http_status)
     actor = signed_in.user.actor(client_ip(request))
     details = {"file": name, "format": format, "region": chosen_region}
     record_audit(
@@ -130,38 +132,50 @@ async def start_import(
     return redirect(request, f"/imports/{batch_id}")
 
 
-def _batch_context(batch: dict[str, Any]) -> dict[str, Any]:
+def _batch_context(engine: sa.Engine, batch: dict[str, Any]) -> dict[str, Any]:
     counts = batch.get("counts") or {}
+    finished = batch["status"] in FINISHED
+    issues = {
+        kind: importing.batch_issues(engine, batch["id"], kind=kind, limit=ISSUES_SHOWN) if finished else []
+        for kind in ("reject", "warning")
+    }
     return {
         "batch": batch,
-        "finished": batch["status"] in FINISHED,
+        "finished": finished,
+        "encoding": importing.encoding_label(batch["encoding"], batch["encoding_guessed"]),
         "counts": [(key, label, int(counts.get(key, 0))) for key, label in COUNT_LABELS],
+        "count": {key: int(counts.get(key, 0)) for key, _ in COUNT_LABELS},
         "opt_out_kept": int(counts.get("opt_out_kept", 0)),
+        "rejects": issues["reject"],
+        "warnings": issues["warning"],
+        "issues_shown": ISSUES_SHOWN,
     }
 
 
 @router.get("/{batch_id}")
-def batch_page(request: Request, signed_in: StaffDep, batch_id: int, notice: str = "") -> Response:
+def batch_page(request: Request, signed_in: StaffDep, batch_id: Id, notice: Text = "") -> Response:
+    engine = get_runtime(request).engine
     try:
-        batch = importing.get_batch(get_runtime(request).engine, batch_id)
+        batch = importing.get_batch(engine, batch_id)
     except NotFoundError:
         return not_found(request, f"There is no import with id {batch_id}.")
-    context = {"title": f"Import {batch_id}", "notice": NOTICES.get(notice), **_batch_context(batch)}
+    context = {"title": f"Import {batch_id}", "notice": NOTICES.get(notice), **_batch_context(engine, batch)}
     return render(request, "import_batch.html", context)
 
 
 @router.get("/{batch_id}/progress")
-def batch_progress(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+def batch_progress(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
     """The progress fragment htmx polls; once the batch is finished it comes back without a trigger."""
+    engine = get_runtime(request).engine
     try:
-        batch = importing.get_batch(get_runtime(request).engine, batch_id)
+        batch = importing.get_batch(engine, batch_id)
     except NotFoundError:
         return not_found(request, f"There is no import with id {batch_id}.")
-    return render(request, "_import_progress.html", _batch_context(batch))
+    return render(request, "_import_progress.html", _batch_context(engine, batch))
 
 
 @router.get("/{batch_id}/rejects.csv")
-def batch_rejects(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+def batch_rejects(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
     engine = get_runtime(request).engine
     try:
         importing.get_batch(engine, batch_id)
@@ -169,14 +183,14 @@ def batch_rejects(request: Request, signed_in: StaffDep, batch_id: int) -> Respo
         return not_found(request, f"There is no import with id {batch_id}.")
     # write_rejects neutralises formula cells, so the file is safe to open in a spreadsheet.
     with tempfile.TemporaryDirectory(prefix="herald-rejects-") as folder:
-        path = importing.write_rejects(importing.batch_rejects(engine, batch_id), Path(folder), batch_id)
+        path = importing.write_rejects(importing.batch_issues(engine, batch_id), Path(folder), batch_id)
         content = path.read_bytes()
     disposition = f'attachment; filename="import-{batch_id}-rejects.csv"'
     return Response(content, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
 
 
 @router.post("/{batch_id}/undo", dependencies=CSRF)
-def undo_batch(request: Request, signed_in: StaffDep, batch_id: int) -> Response:
+def undo_batch(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
     runtime = get_runtime(request)
     try:
         if importing.get_batch(runtime.engine, batch_id)["status"] != "done":
@@ -189,8 +203,8 @@ def undo_batch(request: Request, signed_in: StaffDep, batch_id: int) -> Response
         if request.headers.get("HX-Request"):
             return render(request, "_alert_error.html", {"message": exc.message})
         batch = importing.get_batch(runtime.engine, batch_id)
-        context = {"title": f"Import {batch_id}", "undo_error": exc.message, **_batch_context(batch)}
-        return render(request, "import_batch.html", context, status_code=409)
+        context = {"title": f"Import {batch_id}", "undo_error": exc.message, **_batch_context(runtime.engine, batch)}
+        return render(request, "import_batch.html", context, status_code=exc.http_status)
     actor = signed_in.user.actor(client_ip(request))
     details = {"file": batch["file_name"], **{k: v for k, v in result.items() if k != "batch_id"}}
     record_audit(

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from herald.contacts import service as contacts
 from herald.core.errors import InvalidInputError, NotFoundError
+from herald.core.inputs import Id, Text
 from herald.delivery import queries
 from herald.delivery.planner import CHANNELS, MESSAGE_CLASSES
 from herald.delivery.reasons import REASON_KINDS, describe_reason
@@ -55,12 +56,12 @@ def _person(value: str) -> int | None:
 def messages_page(
     request: Request,
     signed_in: SignedInDep,
-    status: Annotated[str, Query(max_length=16)] = "",
-    channel: Annotated[str, Query(max_length=16)] = "",
-    message_class: Annotated[str, Query(alias="class", max_length=16)] = "",
-    reason: Annotated[str, Query(max_length=64)] = "",
-    person: Annotated[str, Query(max_length=20)] = "",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    status: Annotated[Text, Query(max_length=16)] = "",
+    channel: Annotated[Text, Query(max_length=16)] = "",
+    message_class: Annotated[Text, Query(alias="class", max_length=16)] = "",
+    reason: Annotated[Text, Query(max_length=64)] = "",
+    person: Annotated[Text, Query(max_length=20)] = "",
+    page: Annotated[Id, Query(le=1_000_000)] = 1,
 ) -> Response:
     chosen = {"status": status, "channel": channel, "class": message_class, "reason": reason, "person": person}
     errors = FormErrors()
@@ -112,7 +113,7 @@ def _rows(engine: sa.Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 @router.get("/{message_id}")
-def message_page(request: Request, signed_in: SignedInDep, message_id: int) -> Response:
+def message_page(request: Request, signed_in: SignedInDep, message_id: Id) -> Response:
     engine = get_runtime(request).engine
     try:
         detail = queries.message_detail(engine, message_id, include_content=True)

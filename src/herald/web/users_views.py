@@ -9,11 +9,12 @@ from fastapi.responses import Response
 
 from herald.auth import users
 from herald.core.errors import HeraldError
+from herald.core.inputs import Id, Text
 from herald.web.deps import CSRF, AdminDep, SignedIn, client_ip, get_runtime
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter(prefix="/admin/users")
-FormStr = Annotated[str, Form()]
+FormStr = Annotated[Text, Form()]
 
 NOTICES = {
     "created": "The account is created. Its owner sets up two-factor sign-in at first sign-in.",
@@ -47,7 +48,7 @@ def _page(
 
 
 @router.get("")
-def users_page(request: Request, signed_in: AdminDep, notice: str = "") -> Response:
+def users_page(request: Request, signed_in: AdminDep, notice: Text = "") -> Response:
     return _page(request, signed_in, notice=NOTICES.get(notice))
 
 
@@ -67,7 +68,8 @@ def create_user(
         )
     except HeraldError as exc:
         errors = FormErrors().add(exc, "email")
-        return _page(request, signed_in, errors=errors, values={"email": email, "role": role}, status_code=422)
+        values = {"email": email, "role": role}
+        return _page(request, signed_in, errors=errors, values=values, status_code=exc.http_status)
     return redirect(request, "/admin/users?notice=created")
 
 
@@ -78,12 +80,12 @@ def _row_action(request: Request, signed_in: AdminDep, user_id: int, field: str,
         action(runtime, signed_in.user.actor(client_ip(request)))
     except HeraldError as exc:
         errors = FormErrors({f"{field}-{user_id}": exc.message})
-        return _page(request, signed_in, errors=errors, status_code=422)
+        return _page(request, signed_in, errors=errors, status_code=exc.http_status)
     return redirect(request, f"/admin/users?notice={field}")
 
 
 @router.post("/{user_id}/role", dependencies=CSRF)
-def change_role(request: Request, signed_in: AdminDep, user_id: int, role: FormStr = "") -> Response:
+def change_role(request: Request, signed_in: AdminDep, user_id: Id, role: FormStr = "") -> Response:
     return _row_action(
         request,
         signed_in,
@@ -94,7 +96,7 @@ def change_role(request: Request, signed_in: AdminDep, user_id: int, role: FormS
 
 
 @router.post("/{user_id}/relax-2fa", dependencies=CSRF)
-def relax_2fa(request: Request, signed_in: AdminDep, user_id: int, reason: FormStr = "") -> Response:
+def relax_2fa(request: Request, signed_in: AdminDep, user_id: Id, reason: FormStr = "") -> Response:
     return _row_action(
         request,
         signed_in,
@@ -105,7 +107,7 @@ def relax_2fa(request: Request, signed_in: AdminDep, user_id: int, reason: FormS
 
 
 @router.post("/{user_id}/require-2fa", dependencies=CSRF)
-def require_2fa(request: Request, signed_in: AdminDep, user_id: int) -> Response:
+def require_2fa(request: Request, signed_in: AdminDep, user_id: Id) -> Response:
     return _row_action(
         request,
         signed_in,
@@ -116,7 +118,7 @@ def require_2fa(request: Request, signed_in: AdminDep, user_id: int) -> Response
 
 
 @router.post("/{user_id}/reset-2fa", dependencies=CSRF)
-def reset_2fa(request: Request, signed_in: AdminDep, user_id: int) -> Response:
+def reset_2fa(request: Request, signed_in: AdminDep, user_id: Id) -> Response:
     return _row_action(
         request, signed_in, user_id, "reset", lambda rt, actor: users.reset_2fa(rt.engine, rt.clock, actor, user_id)
     )

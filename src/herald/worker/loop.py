@@ -1,19 +1,28 @@
-"""The worker loop: runs due jobs until stopped."""
+"""The worker loop: runs due jobs until stopped, backing off while passes keep failing."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from herald.backup.schedule import run_due_backup
+from herald.core.errors import StorageUnavailableError
 from herald.db.runtime import Runtime
+from herald.delivery import heartbeat
 from herald.delivery.housekeeping import prune_idempotency_keys
-from herald.delivery.worker import run_delivery_pass
+from herald.delivery.worker import close_delivery, run_delivery_pass
 
 POLL_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 300.0
 HOUSEKEEPING_EVERY = dt.timedelta(minutes=10)
+HEARTBEAT_EVERY = dt.timedelta(seconds=15)  # well inside heartbeat.FRESH_FOR
 log = logging.getLogger(__name__)
+
+# Waits up to the given seconds; True means "stop now" (threading.Event.wait has this contract).
+Wait = Callable[[float], bool]
 
 
 def run_due_jobs(runtime: Runtime, *, concurrency: int = 1) -> int:
@@ -25,20 +34,82 @@ def run_due_jobs(runtime: Runtime, *, concurrency: int = 1) -> int:
     return ran
 
 
+@dataclass
+class Backoff:
+    """Exponential back-off after consecutive failed passes: 1, 2, 4 … seconds, capped."""
+
+    base: float = POLL_SECONDS
+    cap: float = MAX_BACKOFF_SECONDS
+    failures: int = 0
+
+    def fail(self) -> float:
+        self.failures += 1
+        return min(self.cap, self.base * 2.0 ** (self.failures - 1))
+
+    def succeed(self) -> int:
+        failures, self.failures = self.failures, 0
+        return failures
+
+
 def run_worker(
-    runtime: Runtime, *, once: bool = False, concurrency: int = 1, stop: threading.Event | None = None
+    runtime: Runtime,
+    *,
+    once: bool = False,
+    concurrency: int = 1,
+    stop: threading.Event | None = None,
+    jobs: Callable[[Runtime], int] | None = None,
+    wait: Wait | None = None,
 ) -> None:
+    """Loop until `stop` is set (or one pass with `once`); a long-running worker keeps a heartbeat.
+
+    `jobs` and `wait` are injectable so tests can drive the loop.
+    """
     stop = stop or threading.Event()
-    next_housekeeping = runtime.clock.now()
-    while True:
-        try:
-            if runtime.clock.now() >= next_housekeeping:
-                next_housekeeping = runtime.clock.now() + HOUSEKEEPING_EVERY
-                prune_idempotency_keys(runtime)
-            busy = run_due_jobs(runtime, concurrency=concurrency) > 0
-        except Exception:
-            busy = False
-            # A worker that dies silently is worse than one that logs and tries again next pass.
-            log.exception("worker pass failed; retrying in %.0f s", POLL_SECONDS)
-        if once or stop.wait(0 if busy else POLL_SECONDS):
-            return
+    wait = wait or stop.wait
+    jobs = jobs or (lambda rt: run_due_jobs(rt, concurrency=concurrency))
+    backoff = Backoff()
+    name, started = heartbeat.worker_name(), runtime.clock.now()
+    next_housekeeping = next_beat = runtime.clock.now()
+    try:
+        while True:
+            delay = 0.0
+            try:
+                now = runtime.clock.now()
+                if not once and now >= next_beat:
+                    next_beat = now + HEARTBEAT_EVERY
+                    heartbeat.beat(runtime, name, started)
+                if now >= next_housekeeping:
+                    next_housekeeping = now + HOUSEKEEPING_EVERY
+                    prune_idempotency_keys(runtime)
+                busy = jobs(runtime) > 0
+                if failures := backoff.succeed():
+                    log.warning("worker recovered after %d failed passes", failures)
+                delay = 0.0 if busy else POLL_SECONDS
+            except StorageUnavailableError as exc:
+                # Expected while the disk is full: one line per attempt, and attempts thin out exponentially.
+                delay = backoff.fail()
+                log.warning("worker pass failed: %s; retrying in %.0f s", exc.message, delay)
+            except Exception:
+                # A worker that dies silently is worse than one that logs and tries again; the traceback
+                # is logged for the first failure of a streak only, then one line per (growing) interval.
+                delay = backoff.fail()
+                if backoff.failures == 1:
+                    log.exception("worker pass failed; retrying in %.0f s", delay)
+                else:
+                    log.warning("worker pass failed again (%d in a row); retrying in %.0f s", backoff.failures, delay)
+            if once or wait(delay):
+                return
+    finally:
+        # Providers hold threads and connections (the embedded SMS simulator, SMTP pools): close them here,
+        # or interpreter shutdown tears them down mid-flight and `herald worker --once` ends in a traceback.
+        close_delivery(runtime)
+        if not once:
+            _forget(runtime, name)
+
+
+def _forget(runtime: Runtime, name: str) -> None:
+    try:
+        heartbeat.stopped(runtime, name)
+    except Exception:
+        # The row goes stale by itself after heartbeat.FRESH_FOR; a failed cleanup must not mask the exit.
+        log.warning("could not remove worker heartbeat %s", name, exc_info=True)

@@ -9,15 +9,17 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from herald.api.deps import RuntimeDep
+from herald.api.errors import error_responses
 from herald.contacts import dedupe, erase, export, service
+from herald.core.inputs import INT64_MAX, Id, InputModel, Text
 
 router = APIRouter(tags=["contacts"])
 
 
-class ContactIn(BaseModel):
+class ContactIn(InputModel):
     emails: list[str] = Field(default_factory=list, max_length=20)
     phones: list[str] = Field(default_factory=list, max_length=20)
     handles: list[str] = Field(default_factory=list, max_length=20)
@@ -35,7 +37,7 @@ class ContactIn(BaseModel):
     )
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(InputModel):
     channel: Literal["email", "sms", "whatsapp", "voice"]
     purpose: Literal["marketing", "transactional", "all"] = "marketing"
     kind: Literal["subscribed", "unsubscribed", "bounced", "complained", "suppressed"]
@@ -45,17 +47,17 @@ class ConsentIn(BaseModel):
     note: str | None = Field(None, max_length=1000)
 
 
-class LockIn(BaseModel):
+class LockIn(InputModel):
     fields: list[str] = Field(..., min_length=1, description="Fields imports and merges may no longer change.")
 
 
-class MergeIn(BaseModel):
-    survivor_id: int
-    merged_id: int
+class MergeIn(InputModel):
+    survivor_id: Id
+    merged_id: Id
     reason: str = Field("merged via API", max_length=500)
 
 
-@router.post("/contacts", status_code=201)
+@router.post("/contacts", status_code=201, responses=error_responses(409))
 def upsert_contact(body: ContactIn, runtime: RuntimeDep) -> dict[str, Any]:
     fields = body.model_dump(exclude={"emails", "phones", "handles", "consent"}, exclude_none=True)
     data = service.ContactInput(
@@ -69,25 +71,27 @@ def upsert_contact(body: ContactIn, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/contacts")
 def search_contacts(
-    runtime: RuntimeDep, q: str = "", limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+    runtime: RuntimeDep, q: Text = "", limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=INT64_MAX)
 ) -> dict[str, Any]:
     total, rows = service.search_contacts(runtime.engine, q, limit=limit, offset=offset)
     return {"total": total, "limit": limit, "offset": offset, "contacts": rows}
 
 
-@router.get("/contacts/duplicates")
+@router.get("/contacts/duplicates", deprecated=True)
 def duplicates(runtime: RuntimeDep, threshold: float = Query(88.0, ge=50, le=100)) -> dict[str, Any]:
+    """Scan, then the first 200 open suggestions; use `POST /api/duplicates/scan` and `GET /api/duplicates`."""
     dedupe.compute_suggestions(runtime.engine, runtime.clock, threshold)
-    return {"suggestions": [dataclasses.asdict(s) for s in dedupe.list_suggestions(runtime.engine)]}
+    listing = dedupe.list_suggestions(runtime.engine, per_page=200)
+    return {"total": listing.total, "suggestions": [dataclasses.asdict(s) for s in listing.items]}
 
 
-@router.get("/contacts/{person_id}")
-def get_contact(person_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+@router.get("/contacts/{person_id}", responses=error_responses(404))
+def get_contact(person_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
     return service.contact_detail(runtime.engine, person_id)
 
 
-@router.post("/contacts/{person_id}/consent", status_code=201)
-def add_consent(person_id: int, body: ConsentIn, runtime: RuntimeDep) -> dict[str, Any]:
+@router.post("/contacts/{person_id}/consent", status_code=201, responses=error_responses(404, 409))
+def add_consent(person_id: Id, body: ConsentIn, runtime: RuntimeDep) -> dict[str, Any]:
     service.record_consent(
         runtime.engine,
         runtime.clock,
@@ -103,18 +107,18 @@ def add_consent(person_id: int, body: ConsentIn, runtime: RuntimeDep) -> dict[st
     return consent
 
 
-@router.post("/contacts/{person_id}/locks")
-def lock_fields(person_id: int, body: LockIn, runtime: RuntimeDep) -> dict[str, Any]:
+@router.post("/contacts/{person_id}/locks", responses=error_responses(404, 409))
+def lock_fields(person_id: Id, body: LockIn, runtime: RuntimeDep) -> dict[str, Any]:
     service.lock_fields(runtime.engine, runtime.clock, person_id, body.fields)
     return {"id": person_id, "locked_fields": service.contact_detail(runtime.engine, person_id)["locked_fields"]}
 
 
-@router.delete("/contacts/{person_id}")
-def erase_contact(person_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+@router.delete("/contacts/{person_id}", responses=error_responses(404, 409))
+def erase_contact(person_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
     return erase.erase_person(runtime.engine, runtime.clock, person_id, actor="api")
 
 
-@router.post("/merges", status_code=201)
+@router.post("/merges", status_code=201, responses=error_responses(404, 409))
 def merge(body: MergeIn, runtime: RuntimeDep) -> dict[str, Any]:
     merge_id = service.merge_contacts(
         runtime.engine, runtime.clock, body.survivor_id, body.merged_id, actor="api", reason=body.reason
@@ -127,8 +131,8 @@ def list_merges(runtime: RuntimeDep) -> dict[str, Any]:
     return {"merges": service.list_merges(runtime.engine)}
 
 
-@router.post("/merges/{merge_id}/undo")
-def unmerge(merge_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+@router.post("/merges/{merge_id}/undo", responses=error_responses(404, 409))
+def unmerge(merge_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
     return service.unmerge_contacts(runtime.engine, runtime.clock, merge_id, actor="api")
 
 

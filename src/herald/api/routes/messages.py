@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from herald.api.deps import ApiKeyDep, RuntimeDep
+from herald.api.errors import error_responses
 from herald.channels.base import SignatureError
+from herald.core.inputs import Count, Id, InputModel, Text
 from herald.delivery import queries, service
 from herald.delivery.receipts import record_twilio_callback
 
@@ -18,26 +20,26 @@ router = APIRouter(tags=["messages"])
 hooks = APIRouter(tags=["provider callbacks"], include_in_schema=True)
 
 
-class EmailIn(BaseModel):
+class EmailIn(InputModel):
     subject: str = Field(..., min_length=1, max_length=998)
     text: str | None = None
     html: str | None = None
 
 
-class BodyIn(BaseModel):
+class BodyIn(InputModel):
     body: str = Field(..., min_length=1, max_length=4096)
 
 
-class VoiceIn(BaseModel):
+class VoiceIn(InputModel):
     text: str = Field(..., min_length=1, max_length=4000)
 
 
-class WebhookIn(BaseModel):
+class WebhookIn(InputModel):
     url: str = Field(..., max_length=2000)
     payload: dict[str, Any]
 
 
-class ContentIn(BaseModel):
+class ContentIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     email: EmailIn | None = None
     sms: BodyIn | None = None
@@ -46,14 +48,14 @@ class ContentIn(BaseModel):
     webhook: WebhookIn | None = None
 
 
-class MessageIn(BaseModel):
+class MessageIn(InputModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    contact_id: int | None = None
+    contact_id: Id | None = None
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=64)
     handle: str | None = Field(None, max_length=320)
     template_id: str | None = Field(None, max_length=200)
-    template_version: int | None = Field(None, ge=1)
+    template_version: Id | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
     content: ContentIn | None = None
     message_class: Literal["marketing", "transactional", "incident"] = Field(..., alias="class")
@@ -80,7 +82,7 @@ def to_request(body: MessageIn) -> service.SendRequest:
     )
 
 
-@router.post("/messages", status_code=202)
+@router.post("/messages", status_code=202, responses=error_responses(400, 404, 409))
 def send_message(
     body: MessageIn,
     runtime: RuntimeDep,
@@ -97,13 +99,13 @@ def send_message(
 @router.get("/messages")
 def list_messages(
     runtime: RuntimeDep,
-    status: Annotated[str | None, Query(max_length=16, description="held, queued, sent, failed, …")] = None,
-    channel: Annotated[str | None, Query(max_length=16, description="a channel anywhere in the plan")] = None,
-    message_class: Annotated[str | None, Query(alias="class", max_length=16)] = None,
-    reason: Annotated[str | None, Query(max_length=64, description="a hold or skip reason kind")] = None,
-    person: Annotated[int | None, Query(ge=1, description="the person's id")] = None,
+    status: Annotated[Text | None, Query(max_length=16, description="held, queued, sent, failed, …")] = None,
+    channel: Annotated[Text | None, Query(max_length=16, description="a channel anywhere in the plan")] = None,
+    message_class: Annotated[Text | None, Query(alias="class", max_length=16)] = None,
+    reason: Annotated[Text | None, Query(max_length=64, description="a hold or skip reason kind")] = None,
+    person: Annotated[Id | None, Query(description="the person's id")] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> dict[str, Any]:
     """Messages newest first, filtered; `total` counts every match, not only this page."""
     filters = queries.MessageFilter(
@@ -113,8 +115,8 @@ def list_messages(
     return {"total": found.total, "limit": limit, "offset": offset, "messages": found.messages}
 
 
-@router.get("/messages/{message_id}")
-def get_message(message_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+@router.get("/messages/{message_id}", responses=error_responses(404))
+def get_message(message_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
     """The ledger row, every attempt, every receipt, and any hold reason."""
     return queries.message_detail(runtime.engine, message_id)
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from herald.api.deps import RuntimeDep
+from herald.api.errors import error_responses
+from herald.core.inputs import InputModel, Text
 from herald.delivery import service
 
 router = APIRouter(tags=["templates"])
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(InputModel):
     id: str = Field(..., min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
     parts: dict[str, str] = Field(..., min_length=1, description="email.subject|text|html, sms.body, voice.text, …")
     variables: dict[str, str | None] = Field(
@@ -26,6 +28,6 @@ def create_template(body: TemplateIn, runtime: RuntimeDep) -> dict[str, Any]:
     return service.create_template(runtime, body.id, body.parts, body.variables)
 
 
-@router.get("/templates/{template_id}")
-def get_template(template_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+@router.get("/templates/{template_id}", responses=error_responses(404))
+def get_template(template_id: Text, runtime: RuntimeDep) -> dict[str, Any]:
     return {"id": template_id, "versions": service.template_versions(runtime, template_id)}

@@ -29,13 +29,13 @@ def _bound(handler: Handler, resource: str) -> Callable[[Request], Awaitable[Res
 
 
 def create_app(
-    config: SimulatorConfig | None = None,
+    config: SimulatorConfig,
     *,
     control: ConnectionControl | None = None,
     clock: Clock | None = None,
 ) -> Starlette:
     """Build the simulator app; `control` (the server) enables the reset and refuse faults."""
-    sim = Simulator(config=config or SimulatorConfig(), clock=clock or SystemClock(), control=control)
+    sim = Simulator(config=config, clock=clock or SystemClock(), control=control)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ class SimulatorServer:
 
     def __init__(
         self,
-        config: SimulatorConfig | None = None,
+        config: SimulatorConfig,
         *,
         host: str = "127.0.0.1",
         port: int = 0,

@@ -14,17 +14,22 @@ from typing import Any
 from herald.channels.twilio_client import API_VERSION
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
-# A public, well-known default: the simulator guards nothing, it only needs callbacks to be verifiable.
-DEFAULT_AUTH_TOKEN = "simulator-auth-token"  # noqa: S105
+MIN_AUTH_TOKEN_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
+    # No default: a token everyone knows would let anyone on the host send "as Herald" and forge callbacks.
+    # Herald gives each installation its own (delivery.bootstrap.simulator_auth_token).
+    auth_token: str
     account_sid: str = DEFAULT_ACCOUNT_SID
-    auth_token: str = DEFAULT_AUTH_TOKEN
     log_path: Path | None = None
     # Pause before each status callback, so callbacks can arrive after the create response (as they do).
     callback_delay_seconds: float = 0.05
+
+    def __post_init__(self) -> None:
+        if len(self.auth_token) < MIN_AUTH_TOKEN_CHARS:
+            raise ValueError(f"the simulator's auth token needs at least {MIN_AUTH_TOKEN_CHARS} characters")
 
 
 def new_sid(prefix: str) -> str:

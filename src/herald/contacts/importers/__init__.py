@@ -31,6 +31,7 @@ class ImportSource:
     def __init__(self, path: Path, layout_name: str, status_hint: str | None) -> None:
         text = sniff(path)
         self.encoding = text.encoding
+        self.encoding_guessed = text.encoding_guessed
         self.delimiter = text.delimiter
         self._handle = open_text(path, text)
         try:

@@ -25,6 +25,7 @@ _MAGIC = (
 )
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1a")
 _MAX_CONTROL_SHARE = 0.01
+GUESSED_ENCODING = "cp1252"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,11 @@ class TextFormat:
     encoding: str
     delimiter: str
     skip_lines: int  # physical lines to drop before CSV parsing (an Excel "sep=;" directive)
+
+    @property
+    def encoding_guessed(self) -> bool:
+        """cp1252 is what remains when no BOM says otherwise and the bytes are not UTF-8: a guess."""
+        return self.encoding == GUESSED_ENCODING
 
 
 def sniff(path: Path) -> TextFormat:
@@ -63,7 +69,7 @@ def detect_encoding(prefix: bytes, *, complete: bool) -> str:
         # The sample may end inside a multi-byte character; only a complete file must end cleanly.
         codecs.getincrementaldecoder("utf-8")("strict").decode(prefix, final=complete)
     except UnicodeDecodeError:
-        return "cp1252"
+        return GUESSED_ENCODING
     return "utf-8"
 
 

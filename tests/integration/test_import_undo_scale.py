@@ -1,0 +1,64 @@
+"""import-undo of an import far larger than SQLite's bind-variable limit, through the CLI, on both engines."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from herald.db.tables import batch_changes, identifiers, import_batches, people, source_records
+from tests.helpers import cli
+
+PEOPLE = 150_000
+EXISTING = 1_000  # people a first import created, that the big one then updates
+
+
+def count(engine: sa.Engine, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(table).where(*where)) or 0)
+
+
+def batch_of(output: str) -> int:
+    match = re.search(r"batch (\d+)", output)
+    assert match, output
+    return int(match.group(1))
+
+
+@pytest.mark.slow  # about 50 s on SQLite and 2 min on PostgreSQL on a busy 2-core machine, mostly the import
+def test_undo_of_150k_people_restores_and_removes_everything(
+    engine: sa.Engine, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    small = tmp_path / "existing.csv"
+    small.write_text("email,first name\n" + "".join(f"p{i}@example.com,P{i}\n" for i in range(EXISTING)))
+    big = tmp_path / "big.csv"
+    with big.open("w", encoding="utf-8") as out:
+        out.write("email,first name,company\n")
+        out.writelines(f"p{i}@example.com,P{i},Acme\n" for i in range(PEOPLE))
+    first = cli("contacts", "import", str(small))
+    assert first.exit_code == 0, first.output
+    started = time.monotonic()
+    second = cli("contacts", "import", str(big))
+    imported = time.monotonic()
+    assert second.exit_code == 0, second.output
+    assert f"created={PEOPLE - EXISTING}" in second.output and f"updated={EXISTING}" in second.output
+    batch = batch_of(second.output)
+    assert count(engine, batch_changes, batch_changes.c.batch_id == batch) == EXISTING
+
+    undone = cli("contacts", "import-undo", str(batch))
+    finished = time.monotonic()
+    assert undone.exit_code == 0, undone.output
+    assert f"{PEOPLE - EXISTING} people removed, {EXISTING} restored" in undone.output
+    print(f"import {imported - started:.1f} s, undo {finished - imported:.1f} s")
+
+    assert count(engine, people) == EXISTING
+    assert count(engine, people, people.c.company.is_not(None)) == 0  # the updates are taken back
+    assert count(engine, identifiers) == EXISTING and count(engine, source_records) == EXISTING
+    assert count(engine, batch_changes) == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(import_batches.c.status).where(import_batches.c.id == batch)) == "undone"
+    # The first import can be undone too now that nothing builds on it.
+    assert cli("contacts", "import-undo", str(batch_of(first.output))).exit_code == 0
+    assert count(engine, people) == 0
