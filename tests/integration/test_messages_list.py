@@ -68,7 +68,8 @@ def seed(api: TestClient, runtime: Runtime) -> dict[str, int]:
             contact_id=people["cy"],
             content={"email": {"subject": "Hi {{ contact.first_name }}", "text": "Hello"}},
         )["id"],
-        "quiet": _send(api, "quiet", contact_id=people["dee"])["id"],
+        # Transactional sends ignore quiet hours by default; an incident notice still waits for morning.
+        "quiet": _send(api, "quiet", contact_id=people["dee"], **{"class": "incident"})["id"],
         # No SMS provider is configured here: the worker skips SMS and sends the e-mail.
         "sms_skipped": _send(
             api,
@@ -105,7 +106,8 @@ def test_filters_by_status_channel_class_reason_and_person(api: TestClient, runt
     assert _ids(runtime, reason="no_consent") == [ids["no_consent"]]
     assert _ids(runtime, reason="no_provider") == [ids["sms_skipped"]]  # a skip on a message that was sent
     assert _ids(runtime, reason="no") == []  # whole kinds only: "no" is not a prefix of "no_consent"
-    assert _ids(runtime, status="held", message_class="transactional") == [ids["quiet"], ids["missing"]]
+    assert _ids(runtime, status="held", message_class="transactional") == [ids["missing"]]
+    assert _ids(runtime, message_class="incident") == [ids["quiet"]]
     assert _ids(runtime, person_id=ids["person_dee"]) == [ids["quiet"]]
     assert _ids(runtime, person_id=ids["person_dee"], status="sent") == []
 
@@ -164,14 +166,16 @@ def test_detail_has_attempts_content_on_request_and_a_history(api: TestClient, r
 
 def test_api_lists_with_filters_and_refuses_bad_ones(api: TestClient, runtime: Runtime) -> None:
     ids = seed(api, runtime)
-    listed = api.get("/api/messages", params={"status": "held", "class": "transactional", "limit": 1})
+    listed = api.get("/api/messages", params={"status": "held", "limit": 1})
     assert listed.status_code == 200
     body = listed.json()
-    assert body["total"] == 2 and body["limit"] == 1 and body["offset"] == 0
+    assert body["total"] == 3 and body["limit"] == 1 and body["offset"] == 0
     assert [m["id"] for m in body["messages"]] == [ids["quiet"]]
     assert body["messages"][0]["hold_reason"] == "quiet_hours"
-    second = api.get("/api/messages", params={"status": "held", "class": "transactional", "limit": 1, "offset": 1})
+    second = api.get("/api/messages", params={"status": "held", "limit": 1, "offset": 1})
     assert [m["id"] for m in second.json()["messages"]] == [ids["missing"]]
+    by_class = api.get("/api/messages", params={"status": "held", "class": "transactional"}).json()
+    assert [m["id"] for m in by_class["messages"]] == [ids["missing"]]
     by_person = api.get("/api/messages", params={"person": ids["person_bob"], "reason": "no_consent"}).json()
     assert [m["id"] for m in by_person["messages"]] == [ids["no_consent"]]
     assert api.get("/api/messages", params={"channel": "sms"}).json()["total"] == 1
@@ -188,7 +192,7 @@ def test_cli_show_uses_the_same_detail(api: TestClient, runtime: Runtime, cli_en
     ids = seed(api, runtime)
     shown = cli("messages", "show", str(ids["sent"]))
     assert shown.exit_code == 0, shown.output
-    detail = json.loads(shown.output)
+    detail = json.loads(shown.stdout)  # stderr carries the database line
     assert detail["status"] == "sent" and [a["status"] for a in detail["attempts"]] == ["sent"]
     assert detail == json.loads(json.dumps(queries.message_detail(runtime.engine, ids["sent"]), default=str))
 

@@ -161,13 +161,13 @@ def test_message_page_shows_plan_attempts_and_why(api: TestClient, runtime: Runt
     held = marketer.get(f"/messages/{ids['quiet']}").text
     assert 'data-testid="held-why"' in held and "Quiet hours at the recipient" in held
     assert "It goes out at 2026-11-22 19:00 UTC." in held
-    assert "Zones considered: Pacific/Auckland (from contact)" in held
+    assert "Recipient's zone: Pacific/Auckland (contact) · allowed window 08:00-20:00 local" in held
     skipped = marketer.get(f"/messages/{ids['no_consent']}").text
     assert "It will not go out by itself." in skipped and 'data-testid="no-content"' in skipped
 
     missing = marketer.get("/messages/999999")
     assert missing.status_code == 404 and "There is no message with id 999999." in missing.text
-    assert marketer.get("/messages/abc").status_code == 422  # not a 500
+    assert marketer.get("/messages/abc").status_code == 404  # an id that cannot exist: not a 500
 
 
 def test_hostile_content_stays_inert(api: TestClient, runtime: Runtime, marketer: TestClient) -> None:
