@@ -13,23 +13,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from herald.core.actor import CLI, SYSTEM, Actor
+
+__all__ = ["CLI", "SYSTEM", "Actor", "AuditEntry", "list_audit", "record_audit"]
 from herald.core.clock import Clock
 from herald.db.auth_tables import audit_log
 
 PAGE_SIZE = 50
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acted: a signed-in operator (id and e-mail) or a named system part such as "cli"."""
-
-    label: str
-    id: int | None = None
-    ip: str | None = None
-
-
-SYSTEM = Actor("system")
-CLI = Actor("cli")
 
 
 @dataclass(frozen=True)
