@@ -45,3 +45,28 @@ def test_a_failing_hook_does_not_undo_the_commit(engine: sa.Engine, clock: Froze
         uow.audit("backup.restored")
         uow.after_commit(boom)
     assert [r["action"] for r in _audit_rows(engine)] == ["backup.restored"]
+
+
+def test_events_are_appended_in_the_same_transaction(engine: sa.Engine, clock: FrozenClock) -> None:
+    from herald.db.event_log import Origin
+    from herald.db.event_tables import events
+
+    with pytest.raises(RuntimeError), unit_of_work(engine, clock, CLI) as uow:
+        uow.emit("unsubscribed", person_id=1, channel="email")
+        raise RuntimeError("rolled back")
+    with unit_of_work(engine, clock, CLI) as uow:
+        uow.emit("delivered", person_id=2, channel="sms", message_id=9, origin=Origin("campaign", 4), data={"x": 1})
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(events)).mappings()]
+    assert len(rows) == 1
+    assert rows[0] | {"id": 0} == {
+        "id": 0,
+        "kind": "delivered",
+        "person_id": 2,
+        "channel": "sms",
+        "message_id": 9,
+        "origin_type": "campaign",
+        "origin_id": 4,
+        "occurred_at": clock.now(),
+        "data": {"x": 1},
+    }

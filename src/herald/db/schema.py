@@ -5,6 +5,7 @@ from __future__ import annotations
 from herald.db import (
     auth_tables,  # noqa: F401
     delivery_tables,  # noqa: F401
+    event_tables,  # noqa: F401
     tables,
 )
 from herald.db.tables import metadata

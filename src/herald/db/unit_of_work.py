@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from herald.core.actor import Actor
 from herald.core.clock import Clock
 from herald.db.auth_tables import audit_log
+from herald.db.event_log import Origin, append_event
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ class UnitOfWork:
     """Built by an entry point (web view, API route, CLI command, worker job) and handed to a service.
 
     Services write through `conn`, read the time from `now` (one instant for the whole change), record
-    what they did with `audit()` and defer side effects (sending, starting threads) with `after_commit()`:
-    a rolled-back change leaves no audit row and runs no hook.
+    what they did with `audit()`, report events with `emit()` and defer side effects (sending, starting
+    threads) with `after_commit()`: a rolled-back change leaves no audit row, no event and runs no hook.
     """
 
     conn: sa.Connection
@@ -58,6 +59,28 @@ class UnitOfWork:
         )
         assert entry_id is not None
         return int(entry_id)
+
+    def emit(
+        self,
+        kind: str,
+        *,
+        person_id: int | None = None,
+        channel: str | None = None,
+        message_id: int | None = None,
+        origin: Origin | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append an event to the log in this transaction; handlers see it only once it is committed."""
+        return append_event(
+            self.conn,
+            kind,
+            at=self.now,
+            person_id=person_id,
+            channel=channel,
+            message_id=message_id,
+            origin=origin,
+            data=data,
+        )
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` once the transaction has committed; never if it rolls back."""

@@ -1,0 +1,50 @@
+"""Append an event in the caller's transaction, so the log never disagrees with the state it describes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from herald.db.event_tables import events
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What caused an event: ("campaign", 12), ("journey", 3), ("incident", 7), ("import", 41)…"""
+
+    type: str
+    id: int | None = None
+
+
+def append_event(
+    conn: sa.Connection,
+    kind: str,
+    *,
+    at: dt.datetime,
+    person_id: int | None = None,
+    channel: str | None = None,
+    message_id: int | None = None,
+    origin: Origin | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> int:
+    """Insert one event row; call it inside the transaction that makes the change it reports."""
+    event_id = conn.scalar(
+        events.insert()
+        .values(
+            kind=kind,
+            person_id=person_id,
+            channel=channel,
+            message_id=message_id,
+            origin_type=origin.type if origin else None,
+            origin_id=origin.id if origin else None,
+            occurred_at=at,
+            data=dict(data or {}),
+        )
+        .returning(events.c.id)
+    )
+    assert event_id is not None
+    return int(event_id)
