@@ -73,7 +73,7 @@ def _first_lines(env: dict[str, str], *args: str) -> list[str]:
         [HERALD, "simulator", "--port", "0", *args],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.DEVNULL,  # the "database: …" line every data command prints
         text=True,
     )
     try:

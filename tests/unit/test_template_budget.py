@@ -48,12 +48,12 @@ def _render(source: str, values: dict[str, object] | None = None, part: str = "e
     ],
 )
 def test_constant_bombs_are_refused_when_compiled_and_never_run(source: str, why: str) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a loaded machine must not fail the test
     with pytest.raises(TemplateUnsafeError) as caught:
         compile_template(TemplateSpec("bomb", 1, {"sms.body": source}))
     assert why in caught.value.message
     assert caught.value.code == "template_unsafe" and caught.value.fields["part"] == "sms.body"
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 @pytest.mark.parametrize(
@@ -76,11 +76,11 @@ def test_constant_bombs_are_refused_when_compiled_and_never_run(source: str, why
 )  # fmt: skip
 def test_bombs_built_from_values_are_refused_at_render_time(source: str, values: dict[str, object], why: str) -> None:
     compile_template(TemplateSpec("bomb", 1, {"sms.body": source}))  # nothing constant to refuse
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a loaded machine must not fail the test
     with pytest.raises(TemplateUnsafeError) as caught:
         render_template(TemplateSpec("bomb", 1, {"sms.body": source}), values)
     assert why in caught.value.message
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 def test_work_the_bounds_do_not_price_stops_at_the_cpu_deadline() -> None:
