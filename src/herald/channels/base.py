@@ -8,13 +8,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from herald.core.channels import Channel
 
-class Channel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
-    WHATSAPP = "whatsapp"
-    VOICE = "voice"
-    WEBHOOK = "webhook"
+__all__ = ["Channel"]  # the vocabulary lives in herald.core.channels; adapters keep importing it from here
 
 
 @dataclass(frozen=True, slots=True)
