@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from herald.core.channels import Channel
-
-__all__ = ["Channel"]  # the vocabulary lives in herald.core.channels; adapters keep importing it from here
+# The vocabulary lives in herald.core.channels; adapters keep importing Channel from their port.
+from herald.core.channels import Channel as Channel
 
 
 @dataclass(frozen=True, slots=True)
