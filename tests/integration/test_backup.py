@@ -26,24 +26,24 @@ from herald.backup.schedule import apply_retention, run_due_backup
 from herald.core.clock import FrozenClock
 from herald.core.errors import BackupVerificationError, ConflictError
 from herald.db import migrate
-from herald.db.engine import create_db_engine
-from herald.db.runtime import Runtime
-from herald.db.schema import metadata
-from herald.db.tables import (
-    api_keys,
-    backups,
+from herald.db.apikeys_tables import api_keys
+from herald.db.backup_tables import backups
+from herald.db.consent_tables import consent_events
+from herald.db.contacts_tables import (
     batch_changes,
-    consent_events,
     identifiers,
     import_batches,
     import_rejects,
-    instance_secrets,
     merge_suggestions,
     merges,
     people,
     source_records,
     tombstones,
 )
+from herald.db.engine import create_db_engine
+from herald.db.runtime import Runtime
+from herald.db.schema import metadata
+from herald.db.tables import instance_secrets
 from herald.worker.loop import run_due_jobs
 from tests.conftest import empty_database_url
 from tests.helpers import cli

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from herald.contacts import importing
 from herald.core.clock import FrozenClock
-from herald.db.tables import identifiers, people
+from herald.db.contacts_tables import identifiers, people
 
 
 def test_overlapping_imports_at_the_same_time(engine: sa.Engine, clock: FrozenClock, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.db.tables import people
+from herald.db.contacts_tables import people
 
 ROWS = "email,first name,phone\n" + "".join(
     f"user{i}@example.com,User{i},+1 212 736 {5000 + i:04d}\n" for i in range(250)

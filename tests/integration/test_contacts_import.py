@@ -10,14 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from herald.db.tables import (
-    consent_events,
-    identifiers,
-    import_batches,
-    merge_suggestions,
-    people,
-    source_records,
-)
+from herald.db.consent_tables import consent_events
+from herald.db.contacts_tables import identifiers, import_batches, merge_suggestions, people, source_records
 from tests.helpers import cli
 
 

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from herald.db import migrate
+from herald.db.contacts_tables import identifiers, merge_suggestions, people
 from herald.db.engine import create_db_engine
-from herald.db.tables import identifiers, merge_suggestions, people
 from herald.db.types import UTCDateTime
 from tests.conftest import empty_database_url
 from tests.helpers import cli

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from herald.api.app import create_app
+from herald.db.contacts_tables import people
 from herald.db.runtime import Runtime
-from herald.db.tables import people
 
 HUGE = [2**63, -(2**63) - 1, 10**30]
 

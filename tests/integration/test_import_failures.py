@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from herald.db.tables import import_batches, people
+from herald.db.contacts_tables import import_batches, people
 from tests.helpers import cli
 
 UNSTARTABLE = {

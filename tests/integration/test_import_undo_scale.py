@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from herald.db.tables import batch_changes, identifiers, import_batches, people, source_records
+from herald.db.contacts_tables import batch_changes, identifiers, import_batches, people, source_records
 from tests.helpers import cli
 
 PEOPLE = 150_000

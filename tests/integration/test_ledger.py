@@ -9,10 +9,10 @@ from collections import Counter
 import sqlalchemy as sa
 
 from herald.core.clock import FrozenClock
+from herald.db.contacts_tables import people
 from herald.db.delivery_tables import message_attempts, messages
 from herald.db.engine import create_db_engine
 from herald.db.runtime import Runtime
-from herald.db.tables import people
 from herald.delivery import ledger
 
 LEASE = dt.timedelta(seconds=30)

@@ -6,8 +6,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from herald.db.apikeys_tables import api_keys
 from herald.db.engine import read_connection
-from herald.db.tables import api_keys
 
 
 def test_reads_proceed_while_a_writer_holds_its_transaction(engine: sa.Engine) -> None:

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from herald.consent.ledger import consent_summary, load_events
-from herald.db.tables import identifiers, people
+from herald.db.contacts_tables import identifiers, people
 from tests.helpers import cli
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "imports"

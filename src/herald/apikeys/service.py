@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from herald.core.clock import Clock
 from herald.core.errors import InvalidInputError, NotFoundError, UnauthorizedError
+from herald.db.apikeys_tables import api_keys
 from herald.db.engine import read_connection
-from herald.db.tables import api_keys
 
 PREFIX = "hk_"
 

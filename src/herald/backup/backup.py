@@ -29,10 +29,10 @@ from herald.backup.format import (
 )
 from herald.backup.restore import verify_backup_file
 from herald.core.clock import Clock
+from herald.db.backup_tables import backups
 from herald.db.engine import is_sqlite
 from herald.db.runtime import Runtime
 from herald.db.schema import metadata
-from herald.db.tables import backups
 
 _PROGRESS_EVERY = 1000
 

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from herald.backup.backup import Outcome, default_backup_path, record_backup, take_backup
 from herald.core.errors import InvalidInputError
+from herald.db.backup_tables import backups
 from herald.db.runtime import Runtime
-from herald.db.tables import backups
 
 SCHEDULES = ("off", "hourly", "daily", "weekly", "monthly")
 # A failed attempt is retried after this long rather than on every worker pass.

@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 
 from herald.core.clock import SystemClock
 from herald.db import migrate
+from herald.db.contacts_tables import people
 from herald.db.delivery_tables import messages
 from herald.db.engine import create_db_engine
-from herald.db.tables import people
 from herald.delivery import ledger
 
 LEASE = dt.timedelta(seconds=60)

@@ -8,13 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-
-class Channel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
-    WHATSAPP = "whatsapp"
-    VOICE = "voice"
-    WEBHOOK = "webhook"
+# The vocabulary lives in herald.core.channels; adapters keep importing Channel from their port.
+from herald.core.channels import Channel as Channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,10 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from herald.core.errors import HeraldError
 from herald.core.settings import load_settings
+from herald.db.engine import redacted_url
 from herald.db.migrate import check_migrated
 from herald.db.runtime import Runtime, open_runtime
 
@@ -27,10 +26,7 @@ def show_progress() -> bool:
 
 def database_label(url: str) -> str:
     """The database URL as operators may see it: the password masked, everything else as configured."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparsable HERALD_DATABASE_URL)"
+    return redacted_url(url) or "(unparsable HERALD_DATABASE_URL)"
 
 
 @contextmanager

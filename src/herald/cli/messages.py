@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from herald.cli.common import console, err_console, runtime
+from herald.core.channels import CHANNELS, MESSAGE_CLASSES, PARTS
 from herald.delivery import heartbeat, queries, service
 from herald.delivery.planner import CONTACT_FIELDS
 
@@ -33,14 +34,18 @@ def _recipient(to: str) -> dict[str, Any]:
 
 
 def _content(channel: list[str], subject: str | None, text: str | None, html: str | None) -> dict[str, dict[str, Any]]:
+    """Each rendered channel's content fields (herald.core.channels.PARTS) from the flags: --subject and --html
+    fill the fields of those names, --text every other one (the e-mail text, an SMS body, a voice text)."""
+    given = {"subject": subject, "text": text, "html": html}
     content: dict[str, dict[str, Any]] = {}
     for name in channel:
-        if name == "email":
-            content["email"] = {k: v for k, v in {"subject": subject, "text": text, "html": html}.items() if v}
-        elif name in {"sms", "whatsapp"}:
-            content[name] = {"body": text}
-        elif name == "voice":
-            content[name] = {"text": text}
+        fields = PARTS.get(name)
+        if fields is None:
+            continue  # a webhook's payload is JSON: the API carries it, these flags cannot
+        if len(fields) == 1:
+            content[name] = {field: given.get(field, text) for field in fields}
+        else:
+            content[name] = {field: value for field in fields if (value := given.get(field, text))}
     return content
 
 
@@ -62,7 +67,9 @@ def send(
     person: int | None = typer.Option(
         None, "--person", help="An existing person's id: each channel uses that person's address for it."
     ),
-    channel: list[str] = typer.Option(["email"], "--channel", help="Channel plan, in order; repeat for failover."),
+    channel: list[str] = typer.Option(
+        ["email"], "--channel", help=f"Channel plan, in order; repeat for failover ({', '.join(CHANNELS)})."
+    ),
     subject: str | None = typer.Option(None, "--subject", help="E-mail subject."),
     text: str | None = typer.Option(None, "--text", help="E-mail text, or the SMS/WhatsApp body / voice text."),
     html: str | None = typer.Option(None, "--html", help="E-mail HTML part."),
@@ -70,7 +77,7 @@ def send(
     variable: list[str] = typer.Option(
         [], "--var", help="Template variable NAME=VALUE (repeatable); wins over a contact field of the same name."
     ),
-    message_class: str = typer.Option("transactional", "--class", help="marketing | transactional | incident"),
+    message_class: str = typer.Option("transactional", "--class", help=" | ".join(MESSAGE_CLASSES)),
     idempotency_key: str | None = typer.Option(
         None, "--idempotency-key", help="The same key twice sends once (default: a new key, printed on stderr)."
     ),

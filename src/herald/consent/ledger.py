@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
-from herald.consent.policy import ALL_PURPOSES, CHANNELS, KINDS, PURPOSES, ConsentEvent, Verdict, can_contact
+from herald.consent.policy import (
+    ALL_PURPOSES,
+    CHANNELS,
+    KINDS,
+    OPT_OUTS,
+    PURPOSES,
+    ConsentEvent,
+    Verdict,
+    can_contact,
+)
 from herald.core.errors import InvalidInputError
-from herald.db.tables import consent_events
+from herald.db.consent_tables import consent_events
 
 
 def check_event(channel: str, purpose: str, kind: str) -> None:
@@ -81,3 +91,52 @@ def load_events(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, lis
 def consent_summary(events: Sequence[ConsentEvent]) -> dict[str, Verdict]:
     """Verdict per 'channel:purpose' for display and export."""
     return {f"{c}:{p}": can_contact(events, c, p) for c in CHANNELS for p in PURPOSES}
+
+
+# The contacts slice moves and removes people; these are the only ways it touches their consent rows
+# (the consent slice owns `consent_events`: see the import-linter contracts in pyproject.toml).
+
+
+def event_ids(conn: sa.Connection, person_id: int) -> list[int]:
+    """The ids of a person's consent events (a merge snapshots them to move them back on unmerge)."""
+    return list(conn.scalars(sa.select(consent_events.c.id).where(consent_events.c.person_id == person_id)))
+
+
+def move_events(conn: sa.Connection, from_id: int, to_id: int, *, ids: Sequence[int] | None = None) -> None:
+    """Reassign a person's events (all of them, or those of `ids` still on `from_id`) to another person."""
+    stmt = consent_events.update().where(consent_events.c.person_id == from_id).values(person_id=to_id)
+    if ids is None:
+        conn.execute(stmt)
+        return
+    for start in range(0, len(ids), 5000):  # bounded bind variables per statement
+        conn.execute(stmt.where(consent_events.c.id.in_(ids[start : start + 5000])))
+
+
+def copy_opt_outs(conn: sa.Connection, from_id: int, to_id: int, *, since: dt.datetime) -> None:
+    """Copy the opt-outs recorded on `from_id` since `since` to `to_id` (an unmerge never re-opens a channel)."""
+    rows = conn.execute(
+        sa.select(consent_events).where(
+            consent_events.c.person_id == from_id,
+            consent_events.c.kind.in_(OPT_OUTS),
+            consent_events.c.recorded_at >= since,
+        )
+    ).mappings()
+    copies = [{k: v for k, v in r.items() if k != "id"} | {"person_id": to_id} for r in rows]
+    if copies:
+        conn.execute(consent_events.insert(), copies)
+
+
+def person_history(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
+    """A person's consent events as recorded, for their timeline."""
+    query = sa.select(consent_events).where(consent_events.c.person_id == person_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def delete_batch_events(conn: sa.Connection, batch_id: int) -> None:
+    """Remove what an import batch recorded (import-undo)."""
+    conn.execute(consent_events.delete().where(consent_events.c.batch_id == batch_id))
+
+
+def delete_people_events(conn: sa.Connection, person_ids: sa.Select[tuple[int]]) -> None:
+    """Remove the events of people about to be deleted; `person_ids` is a subquery, not a list (bind limits)."""
+    conn.execute(consent_events.delete().where(consent_events.c.person_id.in_(person_ids)))

@@ -6,7 +6,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-CHANNELS = ("email", "sms", "whatsapp", "voice")
+from herald.core.channels import CONSENT_CHANNELS
+
+CHANNELS = CONSENT_CHANNELS  # the channels the ledger records (herald.core.channels)
 PURPOSES = ("marketing", "transactional")
 ALL_PURPOSES = "all"
 SUBSCRIBED = "subscribed"

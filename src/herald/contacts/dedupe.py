@@ -26,8 +26,8 @@ from herald.contacts.evidence import (
 from herald.contacts.identity import EMAIL, PHONE, name_key
 from herald.core.clock import Clock
 from herald.core.errors import ConflictError, InvalidInputError, NotFoundError
+from herald.db.contacts_tables import identifiers, merge_suggestions, people
 from herald.db.engine import dialect_insert, read_connection
-from herald.db.tables import identifiers, merge_suggestions, people
 
 STATUSES = ("open", "dismissed", "merged")
 MAX_BLOCK = 1000  # a block's pairs grow with its square; bigger blocks are split by name initials

@@ -6,15 +6,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.consent.ledger import event_row
+from herald.consent.ledger import event_row, record_events
 from herald.consent.policy import ALL_PURPOSES, CHANNELS
 from herald.contacts.store import get_person, tombstone_hash
 from herald.core.clock import Clock
 from herald.core.errors import ConflictError
-from herald.db.runtime import instance_secret
-from herald.db.tables import (
+from herald.db.contacts_tables import (
     batch_changes,
-    consent_events,
     identifiers,
     merge_suggestions,
     merges,
@@ -22,6 +20,7 @@ from herald.db.tables import (
     source_records,
     tombstones,
 )
+from herald.db.runtime import instance_secret
 
 
 def erase_person(engine: sa.Engine, clock: Clock, person_id: int, *, actor: str) -> dict[str, Any]:
@@ -62,8 +61,8 @@ def erase_person(engine: sa.Engine, clock: Clock, person_id: int, *, actor: str)
             "locked_fields": [],
         }
         conn.execute(people.update().where(people.c.id.in_(ids)).values(**blank, status="erased", updated_at=now))
-        conn.execute(
-            consent_events.insert(),
+        record_events(
+            conn,
             [
                 event_row(
                     person_id,

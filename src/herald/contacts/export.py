@@ -14,8 +14,8 @@ from herald.consent.ledger import load_events
 from herald.consent.policy import CHANNELS, PURPOSES, consent_state
 from herald.contacts.importers import ContactRow
 from herald.contacts.survivorship import SCALAR_FIELDS
+from herald.db.contacts_tables import identifiers, people, source_records
 from herald.db.engine import read_connection
-from herald.db.tables import identifiers, people, source_records
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, OWASP).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")

@@ -20,13 +20,14 @@ from sqlalchemy.exc import IntegrityError
 
 from herald.contacts.export import EXPORT_MARKER, neutralise, read_herald_export
 from herald.contacts.importers import ContactRow, open_source
+from herald.contacts.matching import Incoming
 from herald.contacts.records import REJECT, WARNING, RowIssue, expand, validate_chunk, validate_chunk_compact
-from herald.contacts.resolve import Incoming, Resolver
+from herald.contacts.resolve import Resolver
 from herald.core.clock import Clock
 from herald.core.errors import HeraldError, InvalidInputError, NotFoundError
+from herald.db.contacts_tables import import_batches, import_rejects
 from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
-from herald.db.tables import import_batches, import_rejects
 
 CHUNK_ROWS = 2000
 log = logging.getLogger(__name__)

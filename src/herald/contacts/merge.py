@@ -7,11 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.consent.policy import OPT_OUTS
-from herald.contacts.store import as_survivorship, get_active_person, person_fields, update_person
-from herald.contacts.survivorship import survive
+from herald.consent.ledger import copy_opt_outs, event_ids, move_events
+from herald.contacts.store import as_survivorship, get_active_person, update_person
+from herald.contacts.survivorship import person_fields, survive
 from herald.core.errors import ConflictError, InvalidInputError, NotFoundError
-from herald.db.tables import consent_events, identifiers, merge_suggestions, merges, people, source_records
+from herald.db.contacts_tables import identifiers, merge_suggestions, merges, people, source_records
 
 
 def _ids(conn: sa.Connection, table: sa.Table, person_id: int) -> list[int]:
@@ -40,12 +40,13 @@ def merge_people(
         "survivor_after": _jsonable(result),
         "identifier_ids": _ids(conn, identifiers, merged_id),
         "source_record_ids": _ids(conn, source_records, merged_id),
-        "consent_event_ids": _ids(conn, consent_events, merged_id),
+        "consent_event_ids": event_ids(conn, merged_id),
     }
     # Consent events move with the identifiers: opt-outs are sticky in the policy, so the merged
     # person's unsubscribes keep applying (opt-out wins on merge).
-    for table in (identifiers, source_records, consent_events):
+    for table in (identifiers, source_records):
         conn.execute(table.update().where(table.c.person_id == merged_id).values(person_id=survivor_id))
+    move_events(conn, merged_id, survivor_id)
     update_person(conn, survivor_id, result, now)
     conn.execute(
         people.update()
@@ -107,7 +108,6 @@ def unmerge(conn: sa.Connection, merge_id: int, *, actor: str, now: dt.datetime)
     moves = (
         (identifiers, "identifier_ids"),
         (source_records, "source_record_ids"),
-        (consent_events, "consent_event_ids"),
     )
     for table, key in moves:
         ids = snap.get(key) or []
@@ -117,9 +117,10 @@ def unmerge(conn: sa.Connection, merge_id: int, *, actor: str, now: dt.datetime)
                 .where(table.c.id.in_(ids[start : start + 5000]), table.c.person_id == survivor_id)
                 .values(person_id=merged_id)
             )
+    move_events(conn, survivor_id, merged_id, ids=snap.get("consent_event_ids") or [])
     # Opt-outs recorded on the survivor after the merge may have come from the merged person's
     # address; copy them back so unmerging never re-opens a channel someone closed.
-    _copy_later_opt_outs(conn, survivor_id, merged_id, merge["created_at"])
+    copy_opt_outs(conn, survivor_id, merged_id, since=merge["created_at"])
 
     restored = {
         name: snap["survivor_before"][name]
@@ -144,16 +145,3 @@ def unmerge(conn: sa.Connection, merge_id: int, *, actor: str, now: dt.datetime)
     if reopened is not None:
         result["reopened_suggestion_id"] = int(reopened)
     return result
-
-
-def _copy_later_opt_outs(conn: sa.Connection, from_id: int, to_id: int, since: dt.datetime) -> None:
-    rows = conn.execute(
-        sa.select(consent_events).where(
-            consent_events.c.person_id == from_id,
-            consent_events.c.kind.in_(OPT_OUTS),
-            consent_events.c.recorded_at >= since,
-        )
-    ).mappings()
-    copies = [{k: v for k, v in r.items() if k != "id"} | {"person_id": to_id} for r in rows]
-    if copies:
-        conn.execute(consent_events.insert(), copies)

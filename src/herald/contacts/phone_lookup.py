@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from herald.contacts.identity import IdentifierError, phone_key
 from herald.core.errors import InvalidInputError
-from herald.db.tables import identifiers, people
+from herald.db.contacts_tables import identifiers, people
 
 
 def _international(text: str) -> bool:

@@ -15,7 +15,7 @@ from herald.contacts.identity import (
     clean_cell,
     make_identifier,
 )
-from herald.contacts.resolve import Incoming
+from herald.contacts.matching import Incoming
 
 if TYPE_CHECKING:
     from herald.contacts.importers import ContactRow

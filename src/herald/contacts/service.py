@@ -9,17 +9,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.consent.ledger import consent_summary, event_row, load_events, record_events
+from herald.consent.ledger import consent_summary, event_row, load_events, person_history, record_events
 from herald.contacts.identity import EMAIL, HANDLE, PHONE, IdentifierError, make_identifier
+from herald.contacts.matching import Incoming
 from herald.contacts.merge import merge_people, unmerge
-from herald.contacts.resolve import Incoming, Resolver
+from herald.contacts.resolve import Resolver
 from herald.contacts.store import get_person, identifiers_of
 from herald.contacts.survivorship import SCALAR_FIELDS
 from herald.core.clock import Clock
 from herald.core.errors import InvalidInputError, NotFoundError
+from herald.db.contacts_tables import identifiers, merges, people, source_records
 from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
-from herald.db.tables import consent_events, identifiers, merges, people, source_records
 
 
 @dataclass
@@ -100,12 +101,12 @@ def contact_detail(engine: sa.Engine, person_id: int) -> dict[str, Any]:
 
 def _timeline(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    for r in conn.execute(sa.select(consent_events).where(consent_events.c.person_id == person_id)).mappings():
+    for event in person_history(conn, person_id):
         items.append(
             {
-                "at": r["recorded_at"],
-                "kind": f"consent.{r['kind']}",
-                "detail": f"{r['channel']}/{r['purpose']} via {r['source']}",
+                "at": event["recorded_at"],
+                "kind": f"consent.{event['kind']}",
+                "detail": f"{event['channel']}/{event['purpose']} via {event['source']}",
             }
         )
     for r in conn.execute(sa.select(source_records).where(source_records.c.person_id == person_id)).mappings():
@@ -243,3 +244,10 @@ def display_names(engine: sa.Engine, person_ids: Sequence[int]) -> dict[int, str
             for pid, value in conn.execute(query.order_by(identifiers.c.id.desc())):
                 names[pid] = value  # descending, so the first identifier is the one left standing
     return names
+
+
+def count_active_people(engine: sa.Engine) -> int:
+    """How many people are active (not merged away, not erased): the dashboard's headline."""
+    with engine.connect() as conn:
+        count = conn.scalar(sa.select(sa.func.count()).select_from(people).where(people.c.status == "active"))
+    return int(count or 0)

@@ -10,16 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.contacts.survivorship import SCALAR_FIELDS, PersonFields
+from herald.contacts.survivorship import PersonFields, person_fields
 from herald.core.errors import ConflictError, NotFoundError
-from herald.db.tables import identifiers, people, tombstones
-
-FIELD_COLUMNS = (*SCALAR_FIELDS, "attributes", "tags", "locked_fields")
-
-
-def person_fields(row: Any) -> dict[str, Any]:
-    """The mergeable, restorable state of a person as plain JSON-safe values."""
-    return {name: row[name] for name in FIELD_COLUMNS}
+from herald.db.contacts_tables import identifiers, people, tombstones
 
 
 def as_survivorship(row: Any) -> PersonFields:

@@ -59,3 +59,11 @@ def apply_update(current: dict[str, Any], incoming: dict[str, Any], locked: froz
     if extra:
         changes["tags"] = tags + extra
     return changes
+
+
+FIELD_COLUMNS = (*SCALAR_FIELDS, "attributes", "tags", "locked_fields")
+
+
+def person_fields(row: Any) -> dict[str, Any]:
+    """The mergeable, restorable state of a person as plain JSON-safe values."""
+    return {name: row[name] for name in FIELD_COLUMNS}

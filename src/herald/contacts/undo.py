@@ -6,12 +6,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from herald.consent.ledger import delete_batch_events, delete_people_events
 from herald.contacts.merge import unmerge
 from herald.core.clock import Clock
 from herald.core.errors import ConflictError, NotFoundError
-from herald.db.tables import (
+from herald.db.contacts_tables import (
     batch_changes,
-    consent_events,
     identifiers,
     import_batches,
     import_rejects,
@@ -74,7 +74,8 @@ def undo_import(
         ):
             unmerge(conn, merge_id, actor=actor, now=now)
 
-        for table in (consent_events, source_records, identifiers, merge_suggestions):
+        delete_batch_events(conn, batch_id)
+        for table in (source_records, identifiers, merge_suggestions):
             conn.execute(table.delete().where(table.c.batch_id == batch_id))
         restored = _restore_changed(conn, batch_id, now)
         conn.execute(batch_changes.delete().where(batch_changes.c.batch_id == batch_id))
@@ -110,7 +111,8 @@ def _delete_created(conn: sa.Connection, batch_id: int) -> int:
     pair = sa.or_(merge_suggestions.c.person_a_id.in_(created), merge_suggestions.c.person_b_id.in_(created))
     conn.execute(merge_suggestions.delete().where(pair))
     conn.execute(merges.delete().where(sa.or_(merges.c.survivor_id.in_(created), merges.c.merged_id.in_(created))))
-    for table in (consent_events, source_records, identifiers, batch_changes):
+    delete_people_events(conn, created)
+    for table in (source_records, identifiers, batch_changes):
         conn.execute(table.delete().where(table.c.person_id.in_(created)))
     conn.execute(people.update().where(people.c.merged_into_id.in_(created)).values(merged_into_id=None))
     return int(conn.execute(people.delete().where(people.c.created_batch_id == batch_id)).rowcount)

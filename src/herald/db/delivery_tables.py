@@ -116,18 +116,6 @@ provider_events = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
 )
 
-message_templates = sa.Table(
-    "message_templates",
-    metadata,
-    id_column(),
-    sa.Column("template_id", sa.String(200), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("parts", JSONType, nullable=False),
-    sa.Column("variables", JSONType, nullable=False),  # path → fallback (null: hold when missing)
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("template_id", "version"),
-)
-
 # One row per running worker process, touched every pass: lets `herald messages send` say honestly whether
 # anything will pick the message up.
 worker_heartbeats = sa.Table(

@@ -10,8 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError
 
 from herald.core.errors import StorageUnavailableError
+
+# The entry points (api, web, cli) hand the engine on to services without importing SQLAlchemy
+# themselves (an import-linter contract); this is the name they annotate it with.
+Engine = sa.Engine
 
 READ_ONLY = "herald_read_only"
 PG_DISK_FULL = "53100"
@@ -81,3 +86,11 @@ def create_db_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(url, **kwargs)
     event.listen(engine, "handle_error", _translate_storage_errors, retval=True)
     return engine
+
+
+def redacted_url(url: str) -> str | None:
+    """The database URL with its password masked, or None when it does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return None

@@ -1,10 +1,10 @@
-"""SQLAlchemy Core tables: the single source of the schema that Alembic migrates."""
+"""The shared metadata, key helpers and the kernel's own table; each slice keeps its tables in `<slice>_tables`."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from herald.db.types import BigId, JSONType, UTCDateTime
+from herald.db.types import BigId, UTCDateTime
 
 metadata = sa.MetaData(
     naming_convention={
@@ -22,7 +22,8 @@ def id_column() -> sa.Column[int]:
     return sa.Column("id", BigId, primary_key=True, autoincrement=True)
 
 
-def _ref(name: str, target: str, *, nullable: bool = False, index: bool = True) -> sa.Column[int]:
+def ref_column(name: str, target: str, *, nullable: bool = False, index: bool = True) -> sa.Column[int]:
+    """A foreign key to `target.id` (by table name, so slices' table modules need not import each other)."""
     return sa.Column(name, sa.BigInteger, sa.ForeignKey(f"{target}.id"), nullable=nullable, index=index)
 
 
@@ -32,180 +33,4 @@ instance_secrets = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(256), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-api_keys = sa.Table(
-    "api_keys",
-    metadata,
-    id_column(),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("prefix", sa.String(16), nullable=False),
-    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("last_used_at", UTCDateTime),
-    sa.Column("revoked_at", UTCDateTime),
-)
-
-import_batches = sa.Table(
-    "import_batches",
-    metadata,
-    id_column(),
-    sa.Column("file_name", sa.String(500), nullable=False),
-    sa.Column("format", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | running | done | failed | undone
-    sa.Column("default_region", sa.String(2), nullable=False),
-    sa.Column("total_rows", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("processed_rows", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("counts", JSONType, nullable=False),
-    sa.Column("error", sa.Text),  # why a failed batch failed, for people
-    sa.Column("error_code", sa.String(64)),  # … and for programs (a HeraldError code)
-    sa.Column("encoding", sa.String(32)),  # how the file was decoded
-    sa.Column("encoding_guessed", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("finished_at", UTCDateTime),
-    sa.Column("undone_at", UTCDateTime),
-)
-
-people = sa.Table(
-    "people",
-    metadata,
-    id_column(),
-    sa.Column("status", sa.String(16), nullable=False, server_default="active"),  # active | merged | erased
-    sa.Column("first_name", sa.String(200)),
-    sa.Column("last_name", sa.String(200)),
-    sa.Column("company", sa.String(300)),
-    sa.Column("country", sa.String(2)),
-    sa.Column("locale", sa.String(35)),
-    sa.Column("timezone", sa.String(64)),
-    sa.Column("timezone_source", sa.String(32)),
-    sa.Column("attributes", JSONType, nullable=False),
-    sa.Column("tags", JSONType, nullable=False),
-    sa.Column("locked_fields", JSONType, nullable=False),
-    sa.Column("merged_into_id", sa.BigInteger, sa.ForeignKey("people.id"), index=True),
-    sa.Column("created_batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-)
-
-identifiers = sa.Table(
-    "identifiers",
-    metadata,
-    id_column(),
-    _ref("person_id", "people"),
-    sa.Column("kind", sa.String(16), nullable=False),  # email | phone | handle
-    sa.Column("value", sa.String(320), nullable=False),  # as given
-    sa.Column("key", sa.String(320), nullable=False),  # normalised match key
-    sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    # The constraint, not a check-then-insert, is what makes one identifier mean one person.
-    sa.UniqueConstraint("kind", "key"),
-)
-
-tombstones = sa.Table(
-    "tombstones",
-    metadata,
-    id_column(),
-    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-consent_events = sa.Table(
-    "consent_events",
-    metadata,
-    id_column(),
-    _ref("person_id", "people"),
-    sa.Column("channel", sa.String(16), nullable=False),  # email | sms | whatsapp | voice
-    sa.Column("purpose", sa.String(16), nullable=False),  # marketing | transactional | all
-    sa.Column("kind", sa.String(16), nullable=False),  # subscribed | unsubscribed | bounced | complained | suppressed
-    sa.Column("explicit", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("source", sa.String(64), nullable=False),
-    sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
-    sa.Column("note", sa.Text),
-    sa.Column("occurred_at", UTCDateTime, nullable=False),
-    sa.Column("recorded_at", UTCDateTime, nullable=False),
-)
-
-source_records = sa.Table(
-    "source_records",
-    metadata,
-    id_column(),
-    _ref("batch_id", "import_batches"),
-    _ref("person_id", "people"),
-    sa.Column("file_name", sa.String(500), nullable=False),
-    sa.Column("row_number", sa.Integer, nullable=False),
-    sa.Column("raw", JSONType, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-import_rejects = sa.Table(
-    "import_rejects",
-    metadata,
-    id_column(),
-    _ref("batch_id", "import_batches"),
-    sa.Column("row_number", sa.Integer, nullable=False),
-    # reject: the row was not imported; warning: it was, without the invalid value named here.
-    sa.Column("kind", sa.String(16), nullable=False, server_default="reject"),
-    sa.Column("reason", sa.String(64), nullable=False),
-    sa.Column("field", sa.String(100)),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("raw", JSONType, nullable=False),
-)
-
-batch_changes = sa.Table(
-    "batch_changes",
-    metadata,
-    id_column(),
-    _ref("batch_id", "import_batches"),
-    _ref("person_id", "people"),
-    sa.Column("before", JSONType, nullable=False),  # the person's fields before this batch first touched them
-    sa.UniqueConstraint("batch_id", "person_id"),
-)
-
-merges = sa.Table(
-    "merges",
-    metadata,
-    id_column(),
-    _ref("survivor_id", "people"),
-    _ref("merged_id", "people"),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("reason", sa.String(500), nullable=False),
-    sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
-    sa.Column("snapshot", JSONType, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("undone_at", UTCDateTime),
-    sa.Column("undone_by", sa.String(200)),
-)
-
-merge_suggestions = sa.Table(
-    "merge_suggestions",
-    metadata,
-    id_column(),
-    _ref("person_a_id", "people"),
-    _ref("person_b_id", "people"),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("reason", sa.String(200), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # open | merged | dismissed
-    sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    # Why the pair is worth a look, as data: [{"kind": "shared_phone", "detail": "+14155550101"}, …]
-    sa.Column("evidence", JSONType, nullable=False, server_default="[]"),
-    sa.Column("decided_at", UTCDateTime),  # when it was dismissed or merged
-    sa.Column("decided_by", sa.String(200)),
-    sa.UniqueConstraint("person_a_id", "person_b_id"),
-)
-
-backups = sa.Table(
-    "backups",
-    metadata,
-    id_column(),
-    sa.Column("path", sa.String(1000), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # manual | scheduled
-    sa.Column("status", sa.String(16), nullable=False),  # verified | failed
-    sa.Column("size_bytes", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("sha256", sa.String(64)),
-    sa.Column("table_counts", JSONType, nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("verified_at", UTCDateTime),
 )

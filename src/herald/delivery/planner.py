@@ -8,33 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
 from herald.consent.policy import ConsentEvent, can_contact
+from herald.core.channels import CONSENT_CHANNELS, PARTS, REQUIRED, MessageClass
+from herald.core.channels import consent_purpose as consent_purpose  # the worker reads it from here
 from herald.schedule.caps import CapRule, SendRecord, check_caps
-from herald.schedule.quiet_hours import MessageClass, QuietHoursPolicy, decide_send_time, describe_decision
+from herald.schedule.quiet_hours import QuietHoursPolicy, decide_send_time, describe_decision
 from herald.schedule.timezones import country_zones, load_zone, resolve_zone
 from herald.templates.render import Held, TemplateSpec, render_template
-
-CHANNELS = ("email", "sms", "whatsapp", "voice", "webhook")
-MESSAGE_CLASSES = ("marketing", "transactional", "incident")
-# Inline content fields → template part names, per channel; the rendered parts come back the same way.
-PARTS: dict[str, dict[str, str]] = {
-    "email": {"subject": "email.subject", "text": "email.text", "html": "email.html"},
-    "sms": {"body": "sms.body"},
-    "whatsapp": {"body": "whatsapp.body"},
-    "voice": {"text": "voice.text"},
-}
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "email": ("subject",),
-    "sms": ("body",),
-    "whatsapp": ("body",),
-    "voice": ("text",),
-}
-
-
-def consent_purpose(message_class: str) -> str:
-    """Incident notices are service messages: they need what transactional messages need."""
-    return "marketing" if message_class == "marketing" else "transactional"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from herald.core.channels import CHANNELS, MESSAGE_CLASSES, SUMMARY_FIELDS
 from herald.core.errors import InvalidInputError, NotFoundError
 from herald.db.delivery_tables import messages, provider_events
 from herald.db.engine import read_connection
 from herald.delivery import ledger
-from herald.delivery.planner import CHANNELS, MESSAGE_CLASSES
 from herald.delivery.reasons import describe_reason
 
 STATUSES = tuple(ledger.STATUS_RANK)
@@ -181,10 +181,7 @@ def _summary() -> sa.ColumnElement[Any]:
     """A line saying what the message is (e-mail subject, else the text body), read inside the JSON by the DB
     so a page of 50 rows never loads 50 rendered HTML bodies."""
     content = messages.c.content
-    parts = [
-        content[(channel, field)].as_string()
-        for channel, field in (("email", "subject"), ("sms", "body"), ("whatsapp", "body"), ("voice", "text"))
-    ]
+    parts = [content[(channel, field)].as_string() for channel, field in SUMMARY_FIELDS]
     return sa.func.substr(sa.func.coalesce(*parts), 1, SUMMARY_LENGTH)
 
 

@@ -1,4 +1,4 @@
-"""The delivery service: accept a send (idempotently, committed before 202), show a message, keep templates."""
+"""The delivery service: accept a send (idempotently, committed before 202) and plan it into the ledger."""
 
 from __future__ import annotations
 
@@ -15,15 +15,13 @@ from herald.consent.ledger import load_events
 from herald.contacts.phone_lookup import phone_owner
 from herald.contacts.service import ContactInput, resolve_contact
 from herald.contacts.store import get_person, identifiers_of
-from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
-from herald.db.delivery_tables import idempotency_keys, message_templates, messages
+from herald.core.channels import CHANNELS, MESSAGE_CLASSES, PARTS, MessageClass
+from herald.core.errors import ConflictError, HeraldError, InvalidInputError
+from herald.db.delivery_tables import idempotency_keys, messages
 from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime, instance_secret
 from herald.delivery import breaker, ledger
 from herald.delivery.planner import (
-    CHANNELS,
-    MESSAGE_CLASSES,
-    PARTS,
     Content,
     PlannedMessage,
     Recipient,
@@ -35,8 +33,8 @@ from herald.delivery.planner import (
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
 from herald.delivery.worker import quiet_policy
 from herald.schedule.caps import SendRecord
-from herald.schedule.quiet_hours import MessageClass
-from herald.templates.render import TemplateSpec, VariableSpec, compile_template
+from herald.templates.render import TemplateSpec, compile_template
+from herald.templates.store import load_template
 
 ACCEPTED = 202
 
@@ -245,11 +243,10 @@ def _plan(
         caps=delivery.cap_rules(),
     )
     recipient = _recipient(conn, person_id)
-    template = _load_template(conn, request.template_id, request.template_version) if request.template_id else None
+    template = load_template(conn, request.template_id, request.template_version) if request.template_id else None
     recent = _recent_sends(conn, person_id, now) if rules.caps else ()
     content = Content(template=template, inline=request.content, variables=request.variables)
-    message_class: MessageClass = request.message_class  # type: ignore[assignment]
-    plan_request = Request(message_class, tuple(request.channels), now, request.not_before)
+    plan_request = Request(MessageClass(request.message_class), tuple(request.channels), now, request.not_before)
     version = template.version if template is not None else None
     return plan_message(plan_request, recipient, content, rules, recent), version
 
@@ -369,53 +366,3 @@ def _store_key(
 def provider_health(runtime: Runtime) -> list[dict[str, Any]]:
     with runtime.engine.connect() as conn:
         return breaker.list_health(conn)
-
-
-# --- stored templates --------------------------------------------------------------------------------
-
-
-def _spec(template_id: str, version: int, parts: Mapping[str, str], variables: Mapping[str, Any]) -> TemplateSpec:
-    specs = {path: VariableSpec(fallback=None if fb is None else str(fb)) for path, fb in variables.items()}
-    return TemplateSpec(id=template_id, version=version, parts=dict(parts), variables=specs)
-
-
-def create_template(
-    runtime: Runtime, template_id: str, parts: Mapping[str, str], variables: Mapping[str, str | None]
-) -> dict[str, Any]:
-    """Store a new immutable version (compiled and vetted first, so a broken template is refused now)."""
-    now = runtime.clock.now()
-    with runtime.engine.begin() as conn:
-        latest = conn.execute(
-            sa.select(sa.func.max(message_templates.c.version)).where(message_templates.c.template_id == template_id)
-        ).scalar()
-        version = int(latest or 0) + 1
-        compile_template(_spec(template_id, version, parts, variables))
-        conn.execute(
-            message_templates.insert().values(
-                template_id=template_id, version=version, parts=dict(parts), variables=dict(variables), created_at=now
-            )
-        )
-    return {"id": template_id, "version": version, "parts": dict(parts), "variables": dict(variables)}
-
-
-def template_versions(runtime: Runtime, template_id: str) -> list[dict[str, Any]]:
-    with runtime.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(message_templates)
-            .where(message_templates.c.template_id == template_id)
-            .order_by(message_templates.c.version)
-        ).mappings()
-        found = [{k: r[k] for k in ("version", "parts", "variables", "created_at")} for r in rows]
-    if not found:
-        raise NotFoundError(f"No template {template_id!r}.", id=template_id)
-    return found
-
-
-def _load_template(conn: sa.Connection, template_id: str, version: int | None) -> TemplateSpec:
-    query = sa.select(message_templates).where(message_templates.c.template_id == template_id)
-    if version is not None:
-        query = query.where(message_templates.c.version == version)
-    row = conn.execute(query.order_by(message_templates.c.version.desc()).limit(1)).mappings().first()
-    if row is None:
-        raise NotFoundError(f"No template {template_id!r} version {version or 'latest'}.", id=template_id)
-    return _spec(template_id, row["version"], row["parts"], row["variables"])

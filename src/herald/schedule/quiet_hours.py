@@ -8,11 +8,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from herald.core.channels import MESSAGE_CLASSES, MessageClass
 from herald.core.errors import HeraldError, InvalidInputError
 from herald.schedule.timezones import country_zones, load_zone
 
-MessageClass = Literal["marketing", "transactional", "incident"]
-MESSAGE_CLASSES: tuple[MessageClass, ...] = ("marketing", "transactional", "incident")
 DecisionReason = Literal["allowed_now", "deferred", "exempt", "no_common_window", "unknown_zone"]
 
 MIDNIGHT = dt.time(0, 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -12,6 +11,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import StrictUndefined
 
+from herald.core.channels import PART_NAME, describe_part_names
 from herald.core.errors import HeraldError
 from herald.templates.budget import Budget, deadline, spending
 from herald.templates.checks import (
@@ -30,9 +30,6 @@ from herald.templates.sandbox import BudgetedSandbox, budget_tree, refused_const
 MAX_SOURCE_CHARS = 64 * 1024  # per part, as written by the operator
 MAX_OUTPUT_CHARS = 1024 * 1024  # per part, after rendering (RELIABILITY R4.4)
 COMPILE_CACHE_SIZE = 512
-PART_NAME = re.compile(
-    r"^(?:email\.(?:subject|html|text)|sms\.body|whatsapp\.(?:body|param\.[1-9][0-9]?)|voice\.text)$"
-)
 _MISSING_MARK = "herald-missing:"
 
 
@@ -69,8 +66,7 @@ class TemplateSpec:
         bad = sorted(name for name in self.parts if not PART_NAME.match(name))
         if bad or not self.parts:
             raise TemplateInvalidError(
-                "template parts must be named email.subject|html|text, sms.body, whatsapp.body, "
-                "whatsapp.param.N or voice.text",
+                f"template parts must be named {describe_part_names()}",
                 template_id=self.id,
                 parts=bad,
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
@@ -14,6 +13,7 @@ from herald.contacts.dedupe import Suggestion
 from herald.contacts.evidence import describe
 from herald.core.errors import HeraldError, NotFoundError
 from herald.core.inputs import Id, Text
+from herald.db.engine import Engine
 from herald.web.contacts_views import StaffDep, full_name
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import redirect, render
@@ -29,7 +29,7 @@ NOTICES = {
 }
 
 
-def _side(engine: sa.Engine, person_id: int) -> dict[str, Any] | None:
+def _side(engine: Engine, person_id: int) -> dict[str, Any] | None:
     try:
         person = service.contact_detail(engine, person_id)
     except NotFoundError:
@@ -46,7 +46,7 @@ def _side(engine: sa.Engine, person_id: int) -> dict[str, Any] | None:
     }
 
 
-def _pairs(engine: sa.Engine, suggestions: list[Suggestion]) -> list[dict[str, Any]]:
+def _pairs(engine: Engine, suggestions: list[Suggestion]) -> list[dict[str, Any]]:
     """Both people of each suggestion in full, and the evidence in words."""
     pairs = []
     for suggestion in suggestions:
@@ -57,7 +57,7 @@ def _pairs(engine: sa.Engine, suggestions: list[Suggestion]) -> list[dict[str, A
     return pairs
 
 
-def _merge_rows(engine: sa.Engine) -> list[dict[str, Any]]:
+def _merge_rows(engine: Engine) -> list[dict[str, Any]]:
     rows = service.list_merges(engine, limit=30)
     names: dict[int, str] = {}
     for row in rows:

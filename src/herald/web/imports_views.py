@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
@@ -15,6 +14,7 @@ from herald.contacts import importing, undo
 from herald.contacts.importers import FORMATS
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
 from herald.core.inputs import NUL, Id, Text
+from herald.db.engine import Engine
 from herald.web.contacts_views import StaffDep, not_found
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import FormErrors, redirect, render
@@ -132,7 +132,7 @@ async def start_import(
     return redirect(request, f"/imports/{batch_id}")
 
 
-def _batch_context(engine: sa.Engine, batch: dict[str, Any]) -> dict[str, Any]:
+def _batch_context(engine: Engine, batch: dict[str, Any]) -> dict[str, Any]:
     counts = batch.get("counts") or {}
     finished = batch["status"] in FINISHED
     issues = {

@@ -6,15 +6,15 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from herald.contacts import service as contacts
+from herald.core.channels import CHANNELS, MESSAGE_CLASSES
 from herald.core.errors import InvalidInputError, NotFoundError
 from herald.core.inputs import Id, Text
+from herald.db.engine import Engine
 from herald.delivery import queries
-from herald.delivery.planner import CHANNELS, MESSAGE_CLASSES
 from herald.delivery.reasons import REASON_KINDS, describe_reason
 from herald.web.deps import SignedInDep, get_runtime
 from herald.web.render import FormErrors, render
@@ -99,7 +99,7 @@ def messages_page(
     return render(request, "messages.html", context, status_code=400 if errors else 200)
 
 
-def _rows(engine: sa.Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(engine: Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     names = contacts.display_names(engine, [row["person_id"] for row in rows])
     return [
         row

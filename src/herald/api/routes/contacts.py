@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import FileResponse
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from herald.api.deps import RuntimeDep
 from herald.api.errors import error_responses
 from herald.contacts import dedupe, erase, export, service
+from herald.core.channels import CONSENT_CHANNELS, Channel
 from herald.core.inputs import INT64_MAX, Id, InputModel, Text
 
 router = APIRouter(tags=["contacts"])
@@ -37,8 +38,19 @@ class ContactIn(InputModel):
     )
 
 
+def _consent_channel(channel: Channel) -> str:
+    if channel not in CONSENT_CHANNELS:
+        raise ValueError(f"consent is recorded for {', '.join(CONSENT_CHANNELS)} only")
+    return channel.value
+
+
+ConsentChannel = Annotated[
+    Channel, AfterValidator(_consent_channel), WithJsonSchema({"type": "string", "enum": list(CONSENT_CHANNELS)})
+]
+
+
 class ConsentIn(InputModel):
-    channel: Literal["email", "sms", "whatsapp", "voice"]
+    channel: ConsentChannel
     purpose: Literal["marketing", "transactional", "all"] = "marketing"
     kind: Literal["subscribed", "unsubscribed", "bounced", "complained", "suppressed"]
     explicit: bool = Field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field
 from herald.api.deps import ApiKeyDep, RuntimeDep
 from herald.api.errors import error_responses
 from herald.channels.base import SignatureError
+from herald.core.channels import CONTENT, Channel, MessageClass
 from herald.core.inputs import Count, Id, InputModel, Text
 from herald.delivery import queries, service
 from herald.delivery.receipts import record_twilio_callback
@@ -20,22 +21,28 @@ router = APIRouter(tags=["messages"])
 hooks = APIRouter(tags=["provider callbacks"], include_in_schema=True)
 
 
+# Field names and limits come from the per-channel content spec (herald.core.channels.CONTENT).
+_EMAIL, _SMS, _VOICE, _WEBHOOK = (
+    CONTENT[c].max_length for c in (Channel.EMAIL, Channel.SMS, Channel.VOICE, Channel.WEBHOOK)
+)
+
+
 class EmailIn(InputModel):
-    subject: str = Field(..., min_length=1, max_length=998)
+    subject: str = Field(..., min_length=1, max_length=_EMAIL["subject"])
     text: str | None = None
     html: str | None = None
 
 
 class BodyIn(InputModel):
-    body: str = Field(..., min_length=1, max_length=4096)
+    body: str = Field(..., min_length=1, max_length=_SMS["body"])
 
 
 class VoiceIn(InputModel):
-    text: str = Field(..., min_length=1, max_length=4000)
+    text: str = Field(..., min_length=1, max_length=_VOICE["text"])
 
 
 class WebhookIn(InputModel):
-    url: str = Field(..., max_length=2000)
+    url: str = Field(..., max_length=_WEBHOOK["url"])
     payload: dict[str, Any]
 
 
@@ -58,8 +65,8 @@ class MessageIn(InputModel):
     template_version: Id | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
     content: ContentIn | None = None
-    message_class: Literal["marketing", "transactional", "incident"] = Field(..., alias="class")
-    channels: list[Literal["email", "sms", "whatsapp", "voice", "webhook"]] = Field(..., min_length=1, max_length=5)
+    message_class: MessageClass = Field(..., alias="class")
+    channels: list[Channel] = Field(..., min_length=1, max_length=len(Channel))
     not_before: dt.datetime | None = None
     message_key: str | None = Field(None, min_length=1, max_length=200)
 
@@ -67,8 +74,8 @@ class MessageIn(InputModel):
 def to_request(body: MessageIn) -> service.SendRequest:
     content = body.content.model_dump(exclude_none=True) if body.content else {}
     return service.SendRequest(
-        message_class=body.message_class,
-        channels=list(body.channels),
+        message_class=body.message_class.value,
+        channels=[channel.value for channel in body.channels],
         contact_id=body.contact_id,
         email=body.email,
         phone=body.phone,

@@ -9,15 +9,18 @@ from pydantic import Field
 
 from herald.api.deps import RuntimeDep
 from herald.api.errors import error_responses
+from herald.core.channels import describe_part_names
 from herald.core.inputs import InputModel, Text
-from herald.delivery import service
+from herald.templates import store
 
 router = APIRouter(tags=["templates"])
 
 
 class TemplateIn(InputModel):
     id: str = Field(..., min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
-    parts: dict[str, str] = Field(..., min_length=1, description="email.subject|text|html, sms.body, voice.text, …")
+    parts: dict[str, str] = Field(
+        ..., min_length=1, description=f"part name → source; parts are named {describe_part_names()}"
+    )
     variables: dict[str, str | None] = Field(
         default_factory=dict, description="path → fallback; null means: hold the message when missing"
     )
@@ -25,9 +28,9 @@ class TemplateIn(InputModel):
 
 @router.post("/templates", status_code=201)
 def create_template(body: TemplateIn, runtime: RuntimeDep) -> dict[str, Any]:
-    return service.create_template(runtime, body.id, body.parts, body.variables)
+    return store.create_template(runtime.engine, runtime.clock, body.id, body.parts, body.variables)
 
 
 @router.get("/templates/{template_id}", responses=error_responses(404))
 def get_template(template_id: Text, runtime: RuntimeDep) -> dict[str, Any]:
-    return {"id": template_id, "versions": service.template_versions(runtime, template_id)}
+    return {"id": template_id, "versions": store.template_versions(runtime.engine, template_id)}

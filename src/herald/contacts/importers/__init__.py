@@ -10,14 +10,12 @@ from types import TracebackType
 from herald.contacts.importers.layouts import (
     CONSENT_STATUSES,
     LAYOUTS,
-    ContactRow,
-    compile_plan,
     detect_layout,
-    error_row,
     status_from_file_name,
     unique_keys,
 )
 from herald.contacts.importers.reading import open_text, read_header, records, sniff
+from herald.contacts.importers.rowplan import ContactRow, compile_plan, error_row
 from herald.core.errors import InvalidInputError
 
 __all__ = ["CONSENT_STATUSES", "FORMATS", "ContactRow", "ImportSource", "open_source"]

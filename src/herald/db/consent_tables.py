@@ -1,0 +1,24 @@
+"""The consent slice's table: the append-only consent and suppression ledger."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from herald.db.tables import id_column, metadata, ref_column
+from herald.db.types import UTCDateTime
+
+consent_events = sa.Table(
+    "consent_events",
+    metadata,
+    id_column(),
+    ref_column("person_id", "people"),
+    sa.Column("channel", sa.String(16), nullable=False),  # email | sms | whatsapp | voice
+    sa.Column("purpose", sa.String(16), nullable=False),  # marketing | transactional | all
+    sa.Column("kind", sa.String(16), nullable=False),  # subscribed | unsubscribed | bounced | complained | suppressed
+    sa.Column("explicit", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
+    sa.Column("note", sa.Text),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+)
