@@ -32,17 +32,27 @@ def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     return Runtime(settings=settings, engine=engine, clock=clock or SystemClock())
 
 
-def instance_secret(engine: sa.Engine, name: str) -> str:
-    """A per-installation secret kept in the database, so backups carry it along."""
+def instance_secret(db: sa.Engine | sa.Connection, name: str) -> str:
+    """A per-installation secret kept in the database, so backups carry it along.
+
+    Given a Connection (a unit of work's), it is read or made in that transaction: a second connection
+    would wait on the unit's own write lock under SQLite."""
+    if isinstance(db, sa.Connection):
+        return _secret_in(db, name)
+    engine = db
     with engine.connect() as conn:
         value = conn.scalar(sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name))
     if value is not None:
         return str(value)
     with engine.begin() as conn:
-        # Concurrent first requests may all get here: the first insert wins, everyone reads it back.
-        conn.execute(
-            dialect_insert(conn, instance_secrets)
-            .values(name=name, value=secrets.token_hex(32), created_at=dt.datetime.now(dt.UTC))
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        return str(conn.scalar(sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name)))
+        return _secret_in(conn, name)
+
+
+def _secret_in(conn: sa.Connection, name: str) -> str:
+    # Concurrent first requests may all get here: the first insert wins, everyone reads it back.
+    conn.execute(
+        dialect_insert(conn, instance_secrets)
+        .values(name=name, value=secrets.token_hex(32), created_at=dt.datetime.now(dt.UTC))
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return str(conn.scalar(sa.select(instance_secrets.c.value).where(instance_secrets.c.name == name)))
