@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from herald.cli.common import begin, console, runtime, show_progress
-from herald.contacts import dedupe, export, importing, service, undo
+from herald.consent.policy import CHANNELS, PURPOSES
+from herald.contacts import dedupe, erase, export, importing, service, undo
 from herald.contacts.importers import FORMATS
 from herald.core.actor import CLI
 
@@ -180,6 +181,36 @@ def unmerge(merge_id: int = typer.Argument(..., help="The merge id to undo.")) -
     console.print(f"merge {merge_id} undone: person {result['restored_id']} restored beside {result['survivor_id']}")
     if "reopened_suggestion_id" in result:
         console.print(f"duplicate suggestion {result['reopened_suggestion_id']} is open again")
+
+
+@contacts_app.command("erase")
+def erase_(
+    person: int = typer.Argument(..., help="Person id to erase."),
+    yes: bool = typer.Option(False, "--yes", help="Erase without asking (for scripts)."),
+) -> None:
+    """Erase a person's personal data for good (a keyed hash keeps a re-import suppressed)."""
+    if not yes:
+        typer.confirm(f"Erase person {person}? This cannot be undone", abort=True)
+    with runtime() as rt, begin(rt) as uow:
+        result = erase.erase_person(uow, person)
+    console.print(f"person {person} erased: {result['identifiers_tombstoned']} identifiers tombstoned")
+
+
+@contacts_app.command("consent")
+def consent(
+    person: int = typer.Argument(..., help="Person id."),
+    channel: str = typer.Option(..., "--channel", help=f"{' | '.join(CHANNELS)}."),
+    kind: str = typer.Option(..., "--kind", help="subscribed | unsubscribed | bounced | complained | suppressed."),
+    purpose: str = typer.Option("marketing", "--purpose", help=f"{' | '.join(PURPOSES)} | all."),
+    explicit: bool = typer.Option(False, "--explicit", help="The person asked explicitly (needed to re-subscribe)."),
+    note: str | None = typer.Option(None, "--note", help="Kept with the consent event."),
+) -> None:
+    """Record a consent event for one person on one channel (the ledger is append-only)."""
+    with runtime() as rt, begin(rt) as uow:
+        service.record_consent(
+            uow, person, channel=channel, purpose=purpose, kind=kind, explicit=explicit, source="cli", note=note
+        )
+    console.print(f"person {person}: {channel}:{purpose} {kind} recorded", markup=False)
 
 
 @contacts_app.command("show")
