@@ -1,10 +1,14 @@
-"""The Runtime bundles settings, engine and clock; built once per process in bootstrap code."""
+"""The Runtime bundles settings, engine, clock and the process's other parts; built once per process by the
+composition root (`herald.root.open_root`) and passed down, in place of module-level caches."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -13,12 +17,31 @@ from herald.core.settings import Settings
 from herald.db.engine import create_db_engine, dialect_insert
 from herald.db.tables import instance_secrets
 
+T = TypeVar("T")
+
 
 @dataclass
 class Runtime:
     settings: Settings
     engine: sa.Engine
     clock: Clock = field(default_factory=SystemClock)
+    # The process's other parts (delivery settings, the provider registry, …), one per type. Slices above the
+    # kernel keep their own types here, so the kernel need not import them and nothing is keyed by id(runtime).
+    _parts: dict[type[Any], Any] = field(default_factory=dict, repr=False)
+    _parts_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def part(self, kind: type[T], build: Callable[[], T]) -> T:
+        """This process's one `kind`: the one the composition root provided, else built now, once, and shared
+        by every thread (the API's and the embedded worker's)."""
+        with self._parts_lock:
+            if kind not in self._parts:
+                self._parts[kind] = build()
+            return cast(T, self._parts[kind])
+
+    def provide(self, value: object) -> None:
+        """Set the part of `value`'s type (the composition root does, before anything is served)."""
+        with self._parts_lock:
+            self._parts[type(value)] = value
 
     def close(self) -> None:
         self.engine.dispose()
