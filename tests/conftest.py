@@ -163,8 +163,10 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
 @pytest.fixture
 def api_key(engine: sa.Engine, clock: FrozenClock) -> str:
     from herald.apikeys.service import create_key
+    from herald.core.actor import SYSTEM
+    from tests.helpers import in_unit
 
-    return create_key(engine, clock, "tests").secret
+    return in_unit(engine, clock, SYSTEM, create_key, "tests").secret
 
 
 @pytest.fixture

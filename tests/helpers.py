@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from herald.cli.main import app
+from herald.core.actor import Actor
+from herald.core.clock import Clock
+from herald.db.unit_of_work import unit_of_work
+
+T = TypeVar("T")
 
 _runner = CliRunner()
 
@@ -38,3 +46,9 @@ def postfix_address() -> tuple[str, int]:
         pytest.skip("postfix not configured (HERALD_TEST_SMTP); `make test` starts it")
     host, _, port = value.rpartition(":")
     return host, int(port or 25)
+
+
+def in_unit(engine: sa.Engine, clock: Clock, actor: Actor, service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a state-changing service in its own unit of work, as an entry point does."""
+    with unit_of_work(engine, clock, actor) as uow:
+        return service(uow, *args, **kwargs)

@@ -20,6 +20,7 @@ from herald.channels.simulator import SimulatorConfig, SimulatorServer
 from herald.channels.twilio import build_providers
 from herald.channels.twilio_signature import SIGNATURE_HEADER, compute_signature
 from herald.contacts.service import ContactInput, record_consent, upsert_contact
+from herald.core.actor import SYSTEM
 from herald.core.clock import FrozenClock
 from herald.db.runtime import Runtime
 from herald.delivery import queries, service
@@ -27,6 +28,7 @@ from herald.delivery.bootstrap import simulator_auth_token
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer
 from tests.e2e.twilio_support import TOKEN, add_fault, settings_for, sim_log
+from tests.helpers import in_unit
 
 PUBLIC = "http://herald.test"
 SETTINGS = DeliverySettings(
@@ -201,9 +203,9 @@ async def test_consent_withdrawn_after_planning_skips_the_channel_at_send_time(
 ) -> None:
     person = _person(runtime, "+12125550106", sms="subscribed", email="subscribed")
     message_id = _send(runtime, person, "stop", ["sms", "email"], message_class="marketing")
-    record_consent(
-        runtime.engine, runtime.clock, person, channel="sms", purpose="all", kind="unsubscribed", explicit=True,
-        source="STOP",
+    in_unit(
+        runtime.engine, runtime.clock, SYSTEM, record_consent,
+        person, channel="sms", purpose="all", kind="unsubscribed", explicit=True, source="STOP",
     )  # fmt: skip
     assert await deliverer.run_pass() == 1
     detail = _detail(runtime, message_id)

@@ -26,6 +26,7 @@ from herald.core.errors import ConflictError, ForbiddenError, InvalidInputError
 from herald.db.auth_tables import auth_sessions, user_recovery_codes
 from herald.db.runtime import Runtime
 from herald.web.deps import require_csrf
+from tests.helpers import in_unit
 
 PASSWORD = "violet-tundra-47-ladder"
 IP = "203.0.113.7"
@@ -64,28 +65,28 @@ def test_accounts_validate_email_password_role_and_uniqueness(engine: sa.Engine,
     admin = make_admin(engine, clock)
     actor = admin.actor(IP)
     with pytest.raises(InvalidInputError) as bad_email:
-        users.create_user(engine, clock, actor, email="not-an-address", password=PASSWORD, role="agent")
+        in_unit(engine, clock, actor, users.create_user, email="not-an-address", password=PASSWORD, role="agent")
     assert bad_email.value.fields["field"] == "email"
     with pytest.raises(InvalidInputError) as weak:
-        users.create_user(engine, clock, actor, email="a@example.com", password="password1234", role="agent")
+        in_unit(engine, clock, actor, users.create_user, email="a@example.com", password="password1234", role="agent")
     assert weak.value.fields["field"] == "password"
     with pytest.raises(InvalidInputError) as bad_role:
-        users.create_user(engine, clock, actor, email="a@example.com", password=PASSWORD, role="owner")
+        in_unit(engine, clock, actor, users.create_user, email="a@example.com", password=PASSWORD, role="owner")
     assert bad_role.value.fields["field"] == "role"
-    users.create_user(engine, clock, actor, email="a@example.com", password=PASSWORD, role="marketer")
+    in_unit(engine, clock, actor, users.create_user, email="a@example.com", password=PASSWORD, role="marketer")
     with pytest.raises(ConflictError):
-        users.create_user(engine, clock, actor, email="A@example.com", password=PASSWORD, role="agent")
+        in_unit(engine, clock, actor, users.create_user, email="A@example.com", password=PASSWORD, role="agent")
 
 
 def test_role_changes_are_audited_and_the_last_admin_stays(engine: sa.Engine, clock: FrozenClock) -> None:
     admin = make_admin(engine, clock)
     actor = admin.actor(IP)
     with pytest.raises(ConflictError, match="at least one admin"):
-        users.change_role(engine, clock, actor, admin.id, "agent")
-    agent = users.create_user(engine, clock, actor, email="agent@example.com", password=PASSWORD, role="agent")
-    promoted = users.change_role(engine, clock, actor, agent.id, "admin")
+        in_unit(engine, clock, actor, users.change_role, admin.id, "agent")
+    agent = in_unit(engine, clock, actor, users.create_user, email="agent@example.com", password=PASSWORD, role="agent")
+    promoted = in_unit(engine, clock, actor, users.change_role, agent.id, "admin")
     assert promoted.role == "admin"
-    assert users.change_role(engine, clock, actor, admin.id, "marketer").role == "marketer"
+    assert in_unit(engine, clock, actor, users.change_role, admin.id, "marketer").role == "marketer"
     entries, _ = audit.list_audit(engine, action="role.changed")
     assert [(e.target, e.details) for e in entries] == [
         ("admin@example.com", {"from": "admin", "to": "marketer"}),
@@ -96,28 +97,32 @@ def test_role_changes_are_audited_and_the_last_admin_stays(engine: sa.Engine, cl
 
 def test_relaxing_2fa_needs_a_reason_and_is_recorded(engine: sa.Engine, clock: FrozenClock) -> None:
     admin = make_admin(engine, clock)
-    agent = users.create_user(engine, clock, admin.actor(), email="agent@example.com", password=PASSWORD, role="agent")
+    agent = in_unit(
+        engine, clock, admin.actor(), users.create_user, email="agent@example.com", password=PASSWORD, role="agent"
+    )
     assert signin.next_step(agent) == "enrol"
     with pytest.raises(InvalidInputError):
-        users.relax_2fa(engine, clock, admin.actor(), agent.id, "  ")
-    relaxed = users.relax_2fa(engine, clock, admin.actor(), agent.id, "Shared kiosk account, no phone")
+        in_unit(engine, clock, admin.actor(), users.relax_2fa, agent.id, "  ")
+    relaxed = in_unit(engine, clock, admin.actor(), users.relax_2fa, agent.id, "Shared kiosk account, no phone")
     assert not relaxed.totp_required and relaxed.totp_relaxed_reason == "Shared kiosk account, no phone"
     assert relaxed.totp_relaxed_at == clock.now()
     assert signin.next_step(relaxed) == "full"
     entries, _ = audit.list_audit(engine, action="2fa.relaxed")
     assert entries[0].details == {"reason": "Shared kiosk account, no phone"}
-    assert signin.next_step(users.require_2fa(engine, clock, admin.actor(), agent.id)) == "enrol"
+    assert signin.next_step(in_unit(engine, clock, admin.actor(), users.require_2fa, agent.id)) == "enrol"
 
 
 def test_admin_resets_another_operators_2fa(engine: sa.Engine, clock: FrozenClock) -> None:
     admin = make_admin(engine, clock)
-    agent = users.create_user(engine, clock, admin.actor(), email="ag@example.com", password=PASSWORD, role="agent")
+    agent = in_unit(
+        engine, clock, admin.actor(), users.create_user, email="ag@example.com", password=PASSWORD, role="agent"
+    )
     enrol(engine, clock, agent)
     with engine.begin() as conn:
         sessions.start_session(conn, clock, SessionPolicy(), stage="full", user_id=agent.id)
     with pytest.raises(ForbiddenError):
-        users.reset_2fa(engine, clock, admin.actor(), admin.id)
-    reset = users.reset_2fa(engine, clock, admin.actor(), agent.id)
+        in_unit(engine, clock, admin.actor(), users.reset_2fa, admin.id)
+    reset = in_unit(engine, clock, admin.actor(), users.reset_2fa, agent.id)
     assert not reset.totp_enrolled and signin.next_step(reset) == "enrol"
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(user_recovery_codes)) == 0
@@ -335,7 +340,9 @@ def test_pending_second_factor_sessions_expire_quickly(engine: sa.Engine, clock:
 
 def test_rotation_listing_revocation_and_sign_out_everywhere(engine: sa.Engine, clock: FrozenClock) -> None:
     admin = make_admin(engine, clock)
-    other = users.create_user(engine, clock, admin.actor(), email="o@example.com", password=PASSWORD, role="agent")
+    other = in_unit(
+        engine, clock, admin.actor(), users.create_user, email="o@example.com", password=PASSWORD, role="agent"
+    )
     policy = SessionPolicy()
     with engine.begin() as conn:
         anon = sessions.start_session(conn, clock, policy, stage="anonymous")
@@ -426,10 +433,16 @@ def _csrf(html: str) -> str:
 
 def test_roles_gate_admin_pages_and_escape_user_data(runtime: Runtime, clock: FrozenClock) -> None:
     admin = make_admin(runtime.engine, clock)
-    agent = users.create_user(
-        runtime.engine, clock, admin.actor(), email="agent@example.com", password=PASSWORD, role="agent"
+    agent = in_unit(
+        runtime.engine,
+        clock,
+        admin.actor(),
+        users.create_user,
+        email="agent@example.com",
+        password=PASSWORD,
+        role="agent",
     )
-    users.relax_2fa(runtime.engine, clock, admin.actor(), agent.id, "<script>alert(1)</script> kiosk")
+    in_unit(runtime.engine, clock, admin.actor(), users.relax_2fa, agent.id, "<script>alert(1)</script> kiosk")
     client = TestClient(create_app(runtime), follow_redirects=False)
     assert client.get("/admin/users").headers["location"] == "/login"
     token = _csrf(client.get("/login").text)

@@ -211,7 +211,7 @@ def test_dismissed_pairs_stay_dismissed_after_a_rescan(api: Any, cli_env: dict[s
 
     dismissed = api.post(f"/api/duplicates/{first}/dismiss")
     assert dismissed.status_code == 200
-    assert dismissed.json()["status"] == "dismissed" and dismissed.json()["decided_by"] == "api"
+    assert dismissed.json()["status"] == "dismissed" and dismissed.json()["decided_by"] == "api key tests"
     assert api.post(f"/api/duplicates/{first}/dismiss").json()["status"] == "dismissed"  # twice is harmless
     out = cli("contacts", "dismiss-suggestion", str(second))
     assert out.exit_code == 0 and f"suggestion {second} dismissed" in out.output, out.output

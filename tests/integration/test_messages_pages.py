@@ -15,6 +15,7 @@ from herald.api.app import create_app
 from herald.auth import users
 from herald.core.clock import FrozenClock
 from herald.db.runtime import Runtime
+from tests.helpers import in_unit
 from tests.integration.test_messages_list import _contact, _send, seed
 
 PASSWORD = "violet-tundra-47-ladder"
@@ -41,8 +42,8 @@ def sign_in(runtime: Runtime, clock: FrozenClock, role: str) -> TestClient:
     admin = users.find_user(runtime.engine, "root@example.com")
     assert admin is not None
     email = f"{role}@example.com"
-    made = users.create_user(runtime.engine, clock, admin.actor(), email=email, password=PASSWORD, role=role)
-    users.relax_2fa(runtime.engine, clock, admin.actor(), made.id, "test account without a phone")
+    made = in_unit(runtime.engine, clock, admin.actor(), users.create_user, email=email, password=PASSWORD, role=role)
+    in_unit(runtime.engine, clock, admin.actor(), users.relax_2fa, made.id, "test account without a phone")
     client = TestClient(create_app(runtime), follow_redirects=False)
     token = _csrf(client.get("/login").text)
     signed = client.post("/login", data={"csrf_token": token, "email": email, "password": PASSWORD})

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from herald.contacts import importing, service, undo
 from herald.contacts.store import lookup_keys
+from herald.core.actor import CLI
 from herald.core.clock import FrozenClock
 from herald.core.errors import HeraldError
+from tests.helpers import in_unit
 
 OPS = ["upsert", "import", "merge_new", "unmerge", "undo_import", "soft_subscribe", "merge_existing"]
 _counter = itertools.count()
@@ -36,8 +38,17 @@ def test_no_operation_sequence_resubscribes(
         engine, clock, service.ContactInput(emails=[email], consent={"email": "subscribed"}), default_region="US"
     )
     clock.advance(dt.timedelta(seconds=1))
-    service.record_consent(
-        engine, clock, pid, channel="email", purpose="marketing", kind="unsubscribed", explicit=True, source="test"
+    in_unit(
+        engine,
+        clock,
+        CLI,
+        service.record_consent,
+        pid,
+        channel="email",
+        purpose="marketing",
+        kind="unsubscribed",
+        explicit=True,
+        source="test",
     )
     merges: list[int] = []
     batches: list[int] = []
@@ -71,17 +82,19 @@ def test_no_operation_sequence_resubscribes(
                 with engine.connect() as conn:
                     current = lookup_keys(conn, [("email", email)])[("email", email)]
                 survivor, merged = (other, current) if (op == "merge_new") else (current, other)
-                merges.append(service.merge_contacts(engine, clock, survivor, merged, actor="t", reason="prop"))
+                merges.append(in_unit(engine, clock, CLI, service.merge_contacts, survivor, merged, reason="prop"))
             elif op == "unmerge" and merges:
-                service.unmerge_contacts(engine, clock, merges.pop(), actor="t")
+                in_unit(engine, clock, CLI, service.unmerge_contacts, merges.pop())
             elif op == "undo_import" and batches:
-                undo.undo_import(engine, clock, batches.pop(), actor="t")
+                in_unit(engine, clock, CLI, undo.undo_import, batches.pop())
             elif op == "soft_subscribe":
                 with engine.connect() as conn:
                     current = lookup_keys(conn, [("email", email)])[("email", email)]
-                service.record_consent(
+                in_unit(
                     engine,
                     clock,
+                    CLI,
+                    service.record_consent,
                     current,
                     channel="email",
                     purpose="marketing",

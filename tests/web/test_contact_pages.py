@@ -18,6 +18,7 @@ from herald.auth.audit import CLI, list_audit
 from herald.contacts import importing, service
 from herald.core.clock import FrozenClock
 from herald.core.settings import Settings
+from tests.helpers import in_unit
 from tests.web.conftest import screenshot
 from tests.web.test_auth_pages import (
     AGENT,
@@ -111,7 +112,7 @@ def watch_messy_import(
     name = "messy <contacts>.csv"
     data_dir.mkdir(parents=True, exist_ok=True)
     source = messy_csv(data_dir / "messy.csv")
-    batch_id = importing.create_batch(engine, clock, name, "csv", "US")
+    batch_id = in_unit(engine, clock, CLI, importing.create_batch, name, "csv", "US")
     batch_url = f"{base}/imports/{batch_id}"
     polls: list[str] = []
     page.on("request", lambda request: _note_poll(request, polls))
@@ -371,7 +372,7 @@ def test_contact_pages_end_to_end(
     people = seed_people(engine, clock)
     set_up_admin(page, base)
     enrol(page, base)
-    users.create_user(engine, clock, CLI, email=AGENT, password=AGENT_PASSWORD, role="agent")
+    in_unit(engine, clock, CLI, users.create_user, email=AGENT, password=AGENT_PASSWORD, role="agent")
 
     before = contacts_total(page, base)
     assert before.startswith("4 people")

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from herald.core.clock import Clock
+from herald.core.actor import Actor
 from herald.core.errors import InvalidInputError, NotFoundError, UnauthorizedError
 from herald.db.apikeys_tables import api_keys
 from herald.db.engine import read_connection
+from herald.db.unit_of_work import UnitOfWork
 
 PREFIX = "hk_"
 
@@ -28,18 +29,18 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(engine: sa.Engine, clock: Clock, name: str) -> CreatedKey:
+def create_key(uow: UnitOfWork, name: str) -> CreatedKey:
     name = name.strip()
     if not name:
         raise InvalidInputError("An API key needs a name.", field="name")
     secret = PREFIX + secrets.token_urlsafe(32)
-    with engine.begin() as conn:
-        key_id = conn.scalar(
-            api_keys.insert()
-            .values(name=name, prefix=secret[:10], key_hash=_digest(secret), created_at=clock.now())
-            .returning(api_keys.c.id)
-        )
+    key_id = uow.conn.scalar(
+        api_keys.insert()
+        .values(name=name, prefix=secret[:10], key_hash=_digest(secret), created_at=uow.now)
+        .returning(api_keys.c.id)
+    )
     assert key_id is not None
+    uow.audit("apikey.created", target=f"api key {name}", target_id=key_id, details={"prefix": secret[:10]})
     return CreatedKey(id=key_id, name=name, secret=secret)
 
 
@@ -49,23 +50,26 @@ def list_keys(engine: sa.Engine) -> list[dict[str, object]]:
     return [{k: v for k, v in row.items() if k != "key_hash"} for row in rows]
 
 
-def revoke_key(engine: sa.Engine, clock: Clock, key_id: int) -> None:
-    with engine.begin() as conn:
-        done = conn.execute(
-            api_keys.update()
-            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=clock.now())
-        ).rowcount
-    if not done:
+def revoke_key(uow: UnitOfWork, key_id: int) -> None:
+    name = uow.conn.scalar(
+        api_keys.update()
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=uow.now)
+        .returning(api_keys.c.name)
+    )
+    if name is None:
         raise NotFoundError(f"No active API key with id {key_id}.", id=key_id)
+    uow.audit("apikey.revoked", target=f"api key {name}", target_id=key_id)
 
 
-def check_key(engine: sa.Engine, secret: str) -> int:
-    """Return the key id for a valid, unrevoked secret or raise UnauthorizedError."""
+def check_key(engine: sa.Engine, secret: str, ip: str | None = None) -> Actor:
+    """Who a valid, unrevoked secret is (the actor API requests run as), or raise UnauthorizedError."""
     with read_connection(engine) as conn:
-        key_id = conn.scalar(
-            sa.select(api_keys.c.id).where(api_keys.c.key_hash == _digest(secret), api_keys.c.revoked_at.is_(None))
-        )
-    if key_id is None:
+        row = conn.execute(
+            sa.select(api_keys.c.id, api_keys.c.name).where(
+                api_keys.c.key_hash == _digest(secret), api_keys.c.revoked_at.is_(None)
+            )
+        ).first()
+    if row is None:
         raise UnauthorizedError("The API key is wrong or revoked.")
-    return int(key_id)
+    return Actor.api_key(int(row.id), str(row.name), ip)

@@ -15,11 +15,13 @@ import sqlalchemy as sa
 
 from herald.core.actor import CLI, SYSTEM, Actor
 
-__all__ = ["CLI", "SYSTEM", "Actor", "AuditEntry", "list_audit", "record_audit"]
+__all__ = ["ACTOR_KINDS", "CLI", "SYSTEM", "Actor", "AuditEntry", "list_audit", "record_audit"]
 from herald.core.clock import Clock
 from herald.db.auth_tables import audit_log
 
 PAGE_SIZE = 50
+# How the audit page names each kind of actor (the id after it is an operator's or an API key's).
+ACTOR_KINDS = {"operator": "operator", "api_key": "API key", "cli": "CLI", "system": "system"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class AuditEntry:
     at: dt.datetime
     action: str
     actor: str | None
+    actor_id: int | None
+    actor_kind: str | None
     target: str | None
     ip: str | None
     details: dict[str, Any]
@@ -50,6 +54,7 @@ def record_audit(
         "action": action,
         "actor_id": actor.id if actor else None,
         "actor": actor.label if actor else None,
+        "actor_kind": actor.kind if actor else None,
         "target_id": target_id,
         "target": target,
         "ip": ip if ip is not None else (actor.ip if actor else None),
@@ -81,6 +86,8 @@ def list_audit(
             at=row["at"],
             action=row["action"],
             actor=row["actor"],
+            actor_id=row["actor_id"],
+            actor_kind=row["actor_kind"],
             target=row["target"],
             ip=row["ip"],
             details=dict(row["details"] or {}),

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from herald.core.clock import Clock
 from herald.db.auth_tables import auth_sessions
+from herald.db.unit_of_work import UnitOfWork
 
 Stage = Literal["anonymous", "second_factor", "enrol", "full"]
 PENDING_LIFETIME = dt.timedelta(minutes=10)  # time allowed between password and second factor
@@ -223,3 +224,34 @@ def purge_expired(conn: sa.Connection, clock: Clock, policy: SessionPolicy) -> i
         sa.or_(auth_sessions.c.expires_at <= now, auth_sessions.c.last_seen_at <= now - policy.idle)
     )
     return int(conn.execute(statement).rowcount)
+
+
+# --- an operator's own sessions, as audited changes (the unit's actor is that operator) -----------
+
+
+def revoke_own_session(uow: UnitOfWork, session_id: int) -> bool:
+    """End one of the acting operator's sessions (audited session.revoked); False if not theirs or gone."""
+    user_id = _operator_id(uow)
+    if not revoke_session(uow.conn, user_id, session_id):
+        return False
+    uow.audit("session.revoked", target=uow.actor.label, target_id=user_id, details={"session_id": session_id})
+    return True
+
+
+def end_own_sessions(uow: UnitOfWork) -> int:
+    """Sign the acting operator out everywhere (audited sessions.ended_all); returns how many ended."""
+    user_id = _operator_id(uow)
+    ended = end_user_sessions(uow.conn, user_id)
+    uow.audit("sessions.ended_all", target=uow.actor.label, target_id=user_id, details={"sessions_ended": ended})
+    return ended
+
+
+def sign_out(uow: UnitOfWork, token: str) -> None:
+    """End the session `token` names, audited as the operator's logout."""
+    end_session(uow.conn, token)
+    uow.audit("logout", target=uow.actor.label, target_id=_operator_id(uow))
+
+
+def _operator_id(uow: UnitOfWork) -> int:
+    assert uow.actor.kind == "operator" and uow.actor.id is not None, "only an operator has sessions"
+    return uow.actor.id

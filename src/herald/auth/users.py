@@ -14,6 +14,7 @@ from herald.auth.audit import Actor, record_audit
 from herald.core.clock import Clock
 from herald.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from herald.db.auth_tables import users
+from herald.db.unit_of_work import UnitOfWork
 
 Role = Literal["admin", "marketer", "agent"]
 ROLES: tuple[Role, ...] = ("admin", "marketer", "agent")
@@ -36,7 +37,7 @@ class User:
         return self.role == "admin"
 
     def actor(self, ip: str | None = None) -> Actor:
-        return Actor(self.email, id=self.id, ip=ip)
+        return Actor.operator(self.id, self.email, ip)
 
 
 def _user(row: sa.RowMapping) -> User:
@@ -115,23 +116,14 @@ def _insert_user(conn: sa.Connection, clock: Clock, email: str, password_hash: s
     return int(user_id)
 
 
-def create_user(db: sa.Engine, clock: Clock, actor: Actor, *, email: str, password: str, role: str) -> User:
+def create_user(uow: UnitOfWork, *, email: str, password: str, role: str) -> User:
     """Create an account; it must enrol in 2FA at first sign-in."""
     address, checked_role = normalise_email(email), check_role(role)
     passwords.check_policy(password, email=address)
-    hashed = passwords.hash_password(password)  # outside the transaction: hashing takes ~0.1 s
-    with db.begin() as conn:
-        user_id = _insert_user(conn, clock, address, hashed, checked_role)
-        record_audit(
-            conn,
-            clock,
-            "user.created",
-            actor=actor,
-            target=address,
-            target_id=user_id,
-            details={"role": role},
-        )
-        return get_user(conn, user_id)
+    hashed = passwords.hash_password(password)
+    user_id = _insert_user(uow.conn, uow.clock, address, hashed, checked_role)
+    uow.audit("user.created", target=address, target_id=user_id, details={"role": role})
+    return get_user(uow.conn, user_id)
 
 
 def create_first_admin(db: sa.Engine, clock: Clock, *, email: str, password: str, ip: str | None) -> User:
@@ -162,95 +154,69 @@ def _admin_count(conn: sa.Connection) -> int:
     return int(conn.scalar(sa.select(sa.func.count()).where(users.c.role == "admin")) or 0)
 
 
-def change_role(db: sa.Engine, clock: Clock, actor: Actor, user_id: int, role: str) -> User:
+def change_role(uow: UnitOfWork, user_id: int, role: str) -> User:
     new_role = check_role(role)
-    with db.begin() as conn:
-        user = get_user(conn, user_id)
-        if user.role == new_role:
-            return user
-        if user.role == "admin" and _admin_count(conn) <= 1:
-            raise ConflictError("Herald needs at least one admin; promote someone else first.", field="role")
-        conn.execute(users.update().where(users.c.id == user_id).values(role=new_role))
-        record_audit(
-            conn,
-            clock,
-            "role.changed",
-            actor=actor,
-            target=user.email,
-            target_id=user_id,
-            details={"from": user.role, "to": new_role},
-        )
-        return get_user(conn, user_id)
+    conn = uow.conn
+    user = get_user(conn, user_id)
+    if user.role == new_role:
+        return user
+    if user.role == "admin" and _admin_count(conn) <= 1:
+        raise ConflictError("Herald needs at least one admin; promote someone else first.", field="role")
+    conn.execute(users.update().where(users.c.id == user_id).values(role=new_role))
+    uow.audit("role.changed", target=user.email, target_id=user_id, details={"from": user.role, "to": new_role})
+    return get_user(conn, user_id)
 
 
-def relax_2fa(db: sa.Engine, clock: Clock, actor: Actor, user_id: int, reason: str) -> User:
+def relax_2fa(uow: UnitOfWork, user_id: int, reason: str) -> User:
     """Let one account sign in without a second factor; the reason is kept with the account and logged."""
     reason = reason.strip()
     if len(reason) < 5:
         raise InvalidInputError("Say why 2FA is relaxed for this account (at least 5 characters).", field="reason")
-    with db.begin() as conn:
-        user = get_user(conn, user_id)
-        conn.execute(
-            users.update()
-            .where(users.c.id == user_id)
-            .values(
-                totp_required=False,
-                totp_relaxed_reason=reason[:2000],
-                totp_relaxed_by=actor.id,
-                totp_relaxed_at=clock.now(),
-            )
+    conn, actor = uow.conn, uow.actor
+    user = get_user(conn, user_id)
+    conn.execute(
+        users.update()
+        .where(users.c.id == user_id)
+        .values(
+            totp_required=False,
+            totp_relaxed_reason=reason[:2000],
+            totp_relaxed_by=actor.id if actor.kind == "operator" else None,
+            totp_relaxed_at=uow.now,
         )
-        record_audit(
-            conn,
-            clock,
-            "2fa.relaxed",
-            actor=actor,
-            target=user.email,
-            target_id=user_id,
-            details={"reason": reason[:2000]},
-        )
-        return get_user(conn, user_id)
+    )
+    uow.audit("2fa.relaxed", target=user.email, target_id=user_id, details={"reason": reason[:2000]})
+    return get_user(conn, user_id)
 
 
-def require_2fa(db: sa.Engine, clock: Clock, actor: Actor, user_id: int) -> User:
+def require_2fa(uow: UnitOfWork, user_id: int) -> User:
     """Undo a relaxation: the account must use (and, if needed, enrol) 2FA at its next sign-in."""
-    with db.begin() as conn:
-        user = get_user(conn, user_id)
-        conn.execute(
-            users.update()
-            .where(users.c.id == user_id)
-            .values(totp_required=True, totp_relaxed_reason=None, totp_relaxed_by=None, totp_relaxed_at=None)
-        )
-        record_audit(conn, clock, "2fa.required", actor=actor, target=user.email, target_id=user_id)
-        return get_user(conn, user_id)
+    conn = uow.conn
+    user = get_user(conn, user_id)
+    conn.execute(
+        users.update()
+        .where(users.c.id == user_id)
+        .values(totp_required=True, totp_relaxed_reason=None, totp_relaxed_by=None, totp_relaxed_at=None)
+    )
+    uow.audit("2fa.required", target=user.email, target_id=user_id)
+    return get_user(conn, user_id)
 
 
-def reset_2fa(db: sa.Engine, clock: Clock, actor: Actor, user_id: int) -> User:
+def reset_2fa(uow: UnitOfWork, user_id: int) -> User:
     """Remove another operator's second factor and recovery codes and sign them out everywhere.
 
     They enrol again at their next sign-in. The secret is discarded, never shown to the admin.
     """
-    if actor.id == user_id:
+    if uow.actor.kind == "operator" and uow.actor.id == user_id:
         raise ForbiddenError("You cannot reset your own 2FA; ask another admin (or use `herald users reset-2fa`).")
-    with db.begin() as conn:
-        user = get_user(conn, user_id)
-        conn.execute(
-            users.update()
-            .where(users.c.id == user_id)
-            .values(totp_secret=None, totp_enrolled_at=None, totp_last_step=None)
-        )
-        recovery.delete_codes(conn, user_id)
-        ended = sessions.end_user_sessions(conn, user_id)
-        record_audit(
-            conn,
-            clock,
-            "2fa.reset",
-            actor=actor,
-            target=user.email,
-            target_id=user_id,
-            details={"sessions_ended": ended},
-        )
-        return get_user(conn, user_id)
+    conn = uow.conn
+    user = get_user(conn, user_id)
+    conn.execute(
+        users.update().where(users.c.id == user_id).values(totp_secret=None, totp_enrolled_at=None, totp_last_step=None)
+    )
+    recovery.delete_codes(conn, user_id)
+    ended = sessions.end_user_sessions(conn, user_id)
+    uow.audit("2fa.reset", target=user.email, target_id=user_id, details={"sessions_ended": ended})
+    return get_user(conn, user_id)
 
 
 def stored_password_hash(db: sa.Engine, user_id: int) -> str | None:

@@ -28,11 +28,13 @@ from herald.backup.format import (
     iter_canonical_lines,
 )
 from herald.backup.restore import verify_backup_file
+from herald.core.actor import Actor
 from herald.core.clock import Clock
 from herald.db.backup_tables import backups
 from herald.db.engine import is_sqlite
 from herald.db.runtime import Runtime
 from herald.db.schema import metadata
+from herald.db.unit_of_work import UnitOfWork, unit_of_work
 
 _PROGRESS_EVERY = 1000
 
@@ -169,7 +171,7 @@ class Outcome:
 
 
 def record_backup(
-    engine: sa.Engine,
+    uow: UnitOfWork,
     *,
     path: Path,
     kind: str,
@@ -177,7 +179,8 @@ def record_backup(
     written: WrittenBackup | None,
     outcome: Outcome,
 ) -> dict[str, Any]:
-    """Insert the `backups` row; done after the snapshot so the row never appears in its own backup."""
+    """Insert the `backups` row, audited as backup.created; done after the snapshot so the row never
+    appears in its own backup (and the write transaction never spans the long dump)."""
     values = {
         "path": str(path),
         "kind": kind,
@@ -189,9 +192,14 @@ def record_backup(
         "created_at": created_at,
         "verified_at": outcome.verified_at,
     }
-    with engine.begin() as conn:
-        row = conn.execute(backups.insert().values(**values).returning(*backups.c)).mappings().one()
-    return dict(row)
+    row = dict(uow.conn.execute(backups.insert().values(**values).returning(*backups.c)).mappings().one())
+    uow.audit(
+        "backup.created",
+        target=path.name,
+        target_id=row["id"],
+        details={"kind": kind, "status": row["status"], "size_bytes": row["size_bytes"]},
+    )
+    return row
 
 
 def verify_written(written: WrittenBackup, clock: Clock, progress: ProgressHook | None = None) -> Outcome:
@@ -206,16 +214,18 @@ def verify_written(written: WrittenBackup, clock: Clock, progress: ProgressHook 
 
 
 def take_backup(
-    runtime: Runtime, *, kind: str, out: Path | None = None, progress: ProgressHook | None = None
+    runtime: Runtime, actor: Actor, *, kind: str, out: Path | None = None, progress: ProgressHook | None = None
 ) -> dict[str, Any]:
-    """Write, verify and record one backup; return its `backups` row (status verified or failed)."""
+    """Write, verify and record one backup; return its `backups` row (status verified or failed).
+
+    The dump and the verifying restore take minutes on a big database, so they run outside any write
+    transaction; only the row and its audit entry are one short unit of work, made by `actor`."""
     created_at = runtime.clock.now()
     path = out or default_backup_path(runtime.settings.resolved_backup_dir, created_at, kind)
     written = write_backup(runtime.engine, path, runtime.clock, progress)
     outcome = verify_written(written, runtime.clock, progress)
-    return record_backup(
-        runtime.engine, path=written.path, kind=kind, created_at=created_at, written=written, outcome=outcome
-    )
+    with unit_of_work(runtime.engine, runtime.clock, actor) as uow:
+        return record_backup(uow, path=written.path, kind=kind, created_at=created_at, written=written, outcome=outcome)
 
 
 def list_backups(engine: sa.Engine, limit: int = 100) -> list[dict[str, Any]]:

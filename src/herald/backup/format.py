@@ -177,7 +177,9 @@ def select_in_key_order(table: sa.Table, columns: Sequence[str], dialect_name: s
 def iter_canonical_lines(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> Iterator[bytes]:
     """Stream a table's rows in primary-key order as canonical lines (server-side cursor on PostgreSQL)."""
     stmt = select_in_key_order(table, columns, conn.dialect.name)
-    result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmt)
+    # Per statement: Connection.execution_options() would switch the whole connection to server-side
+    # cursors, and a later INSERT … RETURNING in the same transaction (the restore's audit row) would fail.
+    result = conn.execute(stmt, execution_options={"yield_per": BATCH_ROWS})
     for row in result:
         yield canonical_line(columns, row)
 

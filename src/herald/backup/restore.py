@@ -21,10 +21,13 @@ from herald.backup.format import (
     decoder_for,
     iter_canonical_lines,
 )
+from herald.core.actor import Actor
+from herald.core.clock import Clock
 from herald.core.errors import BackupVerificationError, ConflictError
 from herald.db import migrate
 from herald.db.engine import create_db_engine
 from herald.db.schema import metadata
+from herald.db.unit_of_work import unit_of_work
 
 _ALEMBIC_TABLE = "alembic_version"
 
@@ -242,15 +245,34 @@ def _restore_rows(
         _verify_table(conn, plan, progress)
 
 
-def restore_backup(engine: sa.Engine, path: Path, progress: ProgressHook | None = None) -> RestoreResult:
-    """Check the file, restore it into an empty database, and verify every table before committing."""
+def restore_backup(
+    engine: sa.Engine,
+    path: Path,
+    progress: ProgressHook | None = None,
+    *,
+    audit: tuple[Clock, Actor] | None = None,
+) -> RestoreResult:
+    """Check the file, restore it into an empty database, and verify every table before committing.
+
+    With `audit` (clock, actor) — a real restore, not the scratch one that verifies a backup — the rows
+    are restored in a unit of work that also records backup.restored, after the restored audit log."""
     with BackupArchive(path) as archive:
         archive.check_integrity(progress)
         plans = _plan(archive)
         manifest = archive.manifest
         _prepare_schema(engine, _check_revision_known(engine, manifest.alembic_revision))
-        with engine.begin() as conn:
-            _restore_rows(conn, archive, plans, progress)
+        if audit is None:
+            with engine.begin() as conn:
+                _restore_rows(conn, archive, plans, progress)
+        else:
+            with unit_of_work(engine, *audit) as uow:
+                _restore_rows(uow.conn, archive, plans, progress)
+                details = {
+                    "source_engine": manifest.source_engine,
+                    "alembic_revision": manifest.alembic_revision,
+                    "rows": sum(manifest.table_counts.values()),
+                }
+                uow.audit("backup.restored", target=path.name, details=details)
     return RestoreResult(
         table_counts=manifest.table_counts,
         alembic_revision=manifest.alembic_revision,

@@ -13,9 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from herald.backup.backup import Outcome, default_backup_path, record_backup, take_backup
+from herald.core.actor import SYSTEM
 from herald.core.errors import InvalidInputError
 from herald.db.backup_tables import backups
 from herald.db.runtime import Runtime
+from herald.db.unit_of_work import unit_of_work
 
 SCHEDULES = ("off", "hourly", "daily", "weekly", "monthly")
 # A failed attempt is retried after this long rather than on every worker pass.
@@ -90,16 +92,17 @@ def _take_scheduled(runtime: Runtime) -> Path:
     created_at = runtime.clock.now()
     path = default_backup_path(runtime.settings.resolved_backup_dir, created_at, "scheduled")
     try:
-        row = take_backup(runtime, kind="scheduled", out=path)
+        row = take_backup(runtime, SYSTEM, kind="scheduled", out=path)
     except Exception as exc:  # a background job: record the failure instead of killing the worker
-        record_backup(
-            runtime.engine,
-            path=path,
-            kind="scheduled",
-            created_at=created_at,
-            written=None,
-            outcome=Outcome("failed", f"{type(exc).__name__}: {exc}", None),
-        )
+        with unit_of_work(runtime.engine, runtime.clock, SYSTEM) as uow:
+            record_backup(
+                uow,
+                path=path,
+                kind="scheduled",
+                created_at=created_at,
+                written=None,
+                outcome=Outcome("failed", f"{type(exc).__name__}: {exc}", None),
+            )
         return path
     return Path(row["path"])
 

@@ -24,11 +24,13 @@ import sqlalchemy as sa
 
 from herald.apikeys.service import create_key
 from herald.bench.smtp_raw import raw_smtp_throughput
+from herald.core.actor import SYSTEM
 from herald.core.clock import SystemClock
 from herald.core.settings import Settings
 from herald.db import migrate
 from herald.db.delivery_tables import messages
 from herald.db.engine import create_db_engine
+from herald.db.unit_of_work import unit_of_work
 
 RECIPIENTS = 1000  # distinct people: the first message to each creates the contact, later ones find it
 TEXT = "Hello,\n\nYour order has shipped and should arrive within three working days.\n" * 12
@@ -165,7 +167,8 @@ def end_to_end(
         engine = create_db_engine(settings.resolved_database_url)
         try:
             migrate.upgrade(engine)
-            secret = create_key(engine, SystemClock(), "bench").secret
+            with unit_of_work(engine, SystemClock(), SYSTEM) as uow:
+                secret = create_key(uow, "bench").secret
             log = Path(tmp) / "herald.log"
             env = _env(settings, host, port, connections)
             with _herald(env, _free_port(), concurrency, log) as base:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from herald.apikeys import service
-from herald.cli.common import console, runtime
+from herald.cli.common import begin, console, runtime
 
 apikey_app = typer.Typer(help="API keys for the HTTP API (Authorization: Bearer <key>).", no_args_is_help=True)
 
@@ -13,8 +13,8 @@ apikey_app = typer.Typer(help="API keys for the HTTP API (Authorization: Bearer 
 @apikey_app.command("create")
 def create(name: str = typer.Option(..., "--name", help="What the key is for.")) -> None:
     """Create a key and print it once; only its hash is stored."""
-    with runtime() as rt:
-        key = service.create_key(rt.engine, rt.clock, name)
+    with runtime() as rt, begin(rt) as uow:
+        key = service.create_key(uow, name)
     console.print(f"API key {key.id} ({key.name}); shown once, store it now:")
     print(key.secret)
 
@@ -31,8 +31,8 @@ def list_() -> None:
 @apikey_app.command("revoke")
 def revoke(key_id: int = typer.Argument(..., help="The key's id from `herald apikey list`.")) -> None:
     """Revoke a key at once."""
-    with runtime() as rt:
-        service.revoke_key(rt.engine, rt.clock, key_id)
+    with runtime() as rt, begin(rt) as uow:
+        service.revoke_key(uow, key_id)
     console.print(f"revoked key {key_id}")
 
 

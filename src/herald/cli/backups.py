@@ -14,6 +14,7 @@ from herald.backup.backup import take_backup
 from herald.backup.format import ProgressHook
 from herald.backup.restore import restore_backup, verify_backup_file
 from herald.cli.common import console, err_console, runtime, show_progress
+from herald.core.actor import CLI
 from herald.core.errors import HeraldError
 
 _FILE_HELP = "A backup file written by `herald backup`."
@@ -58,7 +59,7 @@ def backup(
     """Write a consistent backup of every table, then verify it by restoring it into a scratch database."""
     with runtime() as rt:
         with _progress() as hook:
-            row = take_backup(rt, kind="manual", out=out, progress=hook)
+            row = take_backup(rt, CLI, kind="manual", out=out, progress=hook)
         _report_backup(row)
 
 
@@ -75,7 +76,7 @@ def restore(file: Annotated[Path, typer.Argument(help=_FILE_HELP)]) -> None:
     """Restore FILE into an empty database (migrating it first if it has no tables), then verify it."""
     with runtime(migrated=False) as rt:
         with _progress() as hook:
-            result = restore_backup(rt.engine, file, hook)
+            result = restore_backup(rt.engine, file, hook, audit=(rt.clock, CLI))
         origin = f"from {result.source_engine}, schema revision {result.alembic_revision}"
         console.print(f"restored {file} ({origin}); verified against the backup's checksums:")
         _print_counts(result.table_counts)

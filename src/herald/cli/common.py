@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import typer
 from rich.console import Console
 
+from herald.core.actor import CLI
 from herald.core.errors import HeraldError
 from herald.core.settings import load_settings
 from herald.db.engine import redacted_url
 from herald.db.migrate import check_migrated
 from herald.db.runtime import Runtime, open_runtime
+from herald.db.unit_of_work import UnitOfWork, unit_of_work
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -48,3 +50,8 @@ def runtime(*, migrated: bool = True) -> Iterator[Runtime]:
         raise typer.Exit(1) from exc
     finally:
         rt.close()
+
+
+def begin(rt: Runtime) -> AbstractContextManager[UnitOfWork]:
+    """The unit of work a command's change runs in: audited as `cli`."""
+    return unit_of_work(rt.engine, rt.clock, CLI)

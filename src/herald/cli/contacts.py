@@ -10,9 +10,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from herald.cli.common import console, runtime, show_progress
-from herald.contacts import dedupe, export, importing, service, undo
+from herald.cli.common import begin, console, runtime, show_progress
+from herald.consent.policy import CHANNELS, PURPOSES
+from herald.contacts import dedupe, erase, export, importing, service, undo
 from herald.contacts.importers import FORMATS
+from herald.core.actor import CLI
 
 contacts_app = typer.Typer(help="People: import, export, deduplicate, merge and unmerge.", no_args_is_help=True)
 MAX_ISSUES_SHOWN = 50
@@ -56,6 +58,7 @@ def import_(
                 workers=workers,
                 progress=progress,
                 rejects_dir=rejects or rt.settings.data_dir / "imports",
+                actor=CLI,
             )
         if dry_run and report.issues:
             report.rejects_file = importing.write_rejects(report.issues, rejects or Path(), "dry-run")
@@ -83,8 +86,8 @@ def _print_report(report: importing.ImportReport) -> None:
 @contacts_app.command("import-undo")
 def import_undo(batch: int = typer.Argument(..., help="The batch id an import printed.")) -> None:
     """Roll an import back completely: people it created go, people it changed are restored."""
-    with runtime() as rt:
-        result = undo.undo_import(rt.engine, rt.clock, batch, actor="cli")
+    with runtime() as rt, begin(rt) as uow:
+        result = undo.undo_import(uow, batch)
     console.print(
         f"batch {batch} undone: {result['people_removed']} people removed, {result['people_restored']} restored"
     )
@@ -99,11 +102,9 @@ def export_(
 ) -> None:
     """Export everyone (identifiers, attributes, consent) or, with --with-sources, every source record."""
     with runtime() as rt:
-        if with_sources:
-            written = export.export_sources(rt.engine, out)
-        else:
-            with _progress("exporting") as progress:
-                written = export.export_people(rt.engine, out, progress)
+        kind = "sources" if with_sources else "people"
+        with _progress("exporting") as progress:
+            written = export.export_contacts(rt.engine, rt.clock, CLI, kind, out, progress)
     console.print(f"wrote {written} lines to {out}", markup=False)
 
 
@@ -151,8 +152,8 @@ def duplicates(
 @contacts_app.command("dismiss-suggestion")
 def dismiss_suggestion(suggestion: int = typer.Argument(..., help="The suggestion id `duplicates` printed.")) -> None:
     """Dismiss a duplicate suggestion: the two are different people, and a re-scan will not suggest them again."""
-    with runtime() as rt:
-        s = dedupe.dismiss_suggestion(rt.engine, rt.clock, suggestion, actor="cli")
+    with runtime() as rt, begin(rt) as uow:
+        s = dedupe.dismiss_suggestion(uow, suggestion)
     console.print(
         f"suggestion {s.id} dismissed: {s.person_a_name or '(no name)'} #{s.person_a_id}"
         f" and {s.person_b_name or '(no name)'} #{s.person_b_id} are not suggested again",
@@ -167,19 +168,49 @@ def merge(
     reason: str = typer.Option("merged by operator", "--reason", help="Why; kept with the merge."),
 ) -> None:
     """Merge two people (reversible with `herald contacts unmerge`)."""
-    with runtime() as rt:
-        merge_id = service.merge_contacts(rt.engine, rt.clock, survivor, other, actor="cli", reason=reason)
+    with runtime() as rt, begin(rt) as uow:
+        merge_id = service.merge_contacts(uow, survivor, other, reason=reason)
     console.print(f"merge {merge_id}: person {other} merged into {survivor}")
 
 
 @contacts_app.command("unmerge")
 def unmerge(merge_id: int = typer.Argument(..., help="The merge id to undo.")) -> None:
     """Undo a merge: both people come back with their own identifiers and history."""
-    with runtime() as rt:
-        result = service.unmerge_contacts(rt.engine, rt.clock, merge_id, actor="cli")
+    with runtime() as rt, begin(rt) as uow:
+        result = service.unmerge_contacts(uow, merge_id)
     console.print(f"merge {merge_id} undone: person {result['restored_id']} restored beside {result['survivor_id']}")
     if "reopened_suggestion_id" in result:
         console.print(f"duplicate suggestion {result['reopened_suggestion_id']} is open again")
+
+
+@contacts_app.command("erase")
+def erase_(
+    person: int = typer.Argument(..., help="Person id to erase."),
+    yes: bool = typer.Option(False, "--yes", help="Erase without asking (for scripts)."),
+) -> None:
+    """Erase a person's personal data for good (a keyed hash keeps a re-import suppressed)."""
+    if not yes:
+        typer.confirm(f"Erase person {person}? This cannot be undone", abort=True)
+    with runtime() as rt, begin(rt) as uow:
+        result = erase.erase_person(uow, person)
+    console.print(f"person {person} erased: {result['identifiers_tombstoned']} identifiers tombstoned")
+
+
+@contacts_app.command("consent")
+def consent(
+    person: int = typer.Argument(..., help="Person id."),
+    channel: str = typer.Option(..., "--channel", help=f"{' | '.join(CHANNELS)}."),
+    kind: str = typer.Option(..., "--kind", help="subscribed | unsubscribed | bounced | complained | suppressed."),
+    purpose: str = typer.Option("marketing", "--purpose", help=f"{' | '.join(PURPOSES)} | all."),
+    explicit: bool = typer.Option(False, "--explicit", help="The person asked explicitly (needed to re-subscribe)."),
+    note: str | None = typer.Option(None, "--note", help="Kept with the consent event."),
+) -> None:
+    """Record a consent event for one person on one channel (the ledger is append-only)."""
+    with runtime() as rt, begin(rt) as uow:
+        service.record_consent(
+            uow, person, channel=channel, purpose=purpose, kind=kind, explicit=explicit, source="cli", note=note
+        )
+    console.print(f"person {person}: {channel}:{purpose} {kind} recorded", markup=False)
 
 
 @contacts_app.command("show")

@@ -7,8 +7,7 @@ import sys
 import typer
 
 from herald.auth import users
-from herald.auth.audit import CLI
-from herald.cli.common import console, err_console, runtime
+from herald.cli.common import begin, console, err_console, runtime
 
 users_app = typer.Typer(help="Operator accounts for the web UI.", no_args_is_help=True)
 
@@ -29,10 +28,8 @@ def create(
 ) -> None:
     """Create an account; its owner sets up two-factor sign-in at first sign-in."""
     password = _read_password(password_stdin)
-    with runtime() as rt:
-        user = users.create_user(
-            rt.engine, rt.clock, CLI, email=email, password=password, role="admin" if admin else role
-        )
+    with runtime() as rt, begin(rt) as uow:
+        user = users.create_user(uow, email=email, password=password, role="admin" if admin else role)
     console.print(f"created {user.role} {user.email} (id {user.id}); 2FA enrolment happens at first sign-in")
 
 
@@ -61,7 +58,8 @@ def reset_2fa(email: str = typer.Argument(..., help="Whose second factor to remo
         if user is None:
             err_console.print(f"[bold red]error[/] (not_found): no account {email}")
             raise typer.Exit(1)
-        users.reset_2fa(rt.engine, rt.clock, CLI, user.id)
+        with begin(rt) as uow:
+            users.reset_2fa(uow, user.id)
     console.print(f"2FA reset for {user.email}; they enrol again at next sign-in")
 
 

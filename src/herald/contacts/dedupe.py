@@ -28,6 +28,7 @@ from herald.core.clock import Clock
 from herald.core.errors import ConflictError, InvalidInputError, NotFoundError
 from herald.db.contacts_tables import identifiers, merge_suggestions, people
 from herald.db.engine import dialect_insert, read_connection
+from herald.db.unit_of_work import UnitOfWork
 
 STATUSES = ("open", "dismissed", "merged")
 MAX_BLOCK = 1000  # a block's pairs grow with its square; bigger blocks are split by name initials
@@ -322,18 +323,24 @@ def get_suggestion(engine: sa.Engine, suggestion_id: int) -> Suggestion:
         return _get(conn, suggestion_id)
 
 
-def dismiss_suggestion(engine: sa.Engine, clock: Clock, suggestion_id: int, *, actor: str) -> Suggestion:
+def dismiss_suggestion(uow: UnitOfWork, suggestion_id: int) -> Suggestion:
     """Mark a pair as not the same person; a re-scan never suggests it again. Dismissing twice is harmless."""
-    with engine.begin() as conn:
-        current = _get(conn, suggestion_id)
-        if current.status == "merged":
-            raise ConflictError(
-                f"Suggestion {suggestion_id} was merged; unmerge the people to reopen it first.", id=suggestion_id
-            )
-        if current.status == "open":
-            conn.execute(
-                merge_suggestions.update()
-                .where(merge_suggestions.c.id == suggestion_id, merge_suggestions.c.status == "open")
-                .values(status="dismissed", decided_at=clock.now(), decided_by=actor)
-            )
-        return _get(conn, suggestion_id)
+    conn = uow.conn
+    current = _get(conn, suggestion_id)
+    if current.status == "merged":
+        raise ConflictError(
+            f"Suggestion {suggestion_id} was merged; unmerge the people to reopen it first.", id=suggestion_id
+        )
+    if current.status == "open":
+        conn.execute(
+            merge_suggestions.update()
+            .where(merge_suggestions.c.id == suggestion_id, merge_suggestions.c.status == "open")
+            .values(status="dismissed", decided_at=uow.now, decided_by=uow.actor.label)
+        )
+        uow.audit(
+            "contacts.suggestion_dismissed",
+            target=f"suggestion {suggestion_id}",
+            target_id=suggestion_id,
+            details={"person_a": current.person_a_id, "person_b": current.person_b_id},
+        )
+    return _get(conn, suggestion_id)

@@ -14,8 +14,12 @@ from herald.consent.ledger import load_events
 from herald.consent.policy import CHANNELS, PURPOSES, consent_state
 from herald.contacts.importers import ContactRow
 from herald.contacts.survivorship import SCALAR_FIELDS
+from herald.core.actor import Actor
+from herald.core.clock import Clock
+from herald.core.errors import InvalidInputError
 from herald.db.contacts_tables import identifiers, people, source_records
 from herald.db.engine import read_connection
+from herald.db.unit_of_work import unit_of_work
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, OWASP).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
@@ -163,3 +167,27 @@ def read_herald_export(rows: Iterator[list[str]], header: list[str]) -> Iterator
             consent=consent,
             consent_at=None,
         )
+
+
+# What each export is called when handed out, by kind.
+EXPORT_FILES = {"people": "contacts.csv", "sources": "contacts-sources.csv"}
+
+
+def export_contacts(
+    engine: sa.Engine,
+    clock: Clock,
+    actor: Actor,
+    kind: str,
+    out: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write one export to `out` and put it on the record (export.created) before anyone can read it.
+
+    An export is a long read, so it does not hold a write transaction (SQLite has one writer): it reads
+    its own snapshot, then a short unit of work records who took which export and how many lines."""
+    if kind not in EXPORT_FILES:
+        raise InvalidInputError(f"Unknown export {kind!r}; use one of {', '.join(EXPORT_FILES)}.", field="kind")
+    rows = export_sources(engine, out) if kind == "sources" else export_people(engine, out, progress)
+    with unit_of_work(engine, clock, actor) as uow:
+        uow.audit("export.created", target=EXPORT_FILES[kind], details={"kind": kind, "rows": rows})
+    return rows

@@ -23,11 +23,13 @@ from herald.contacts.importers import ContactRow, open_source
 from herald.contacts.matching import Incoming
 from herald.contacts.records import REJECT, WARNING, RowIssue, expand, validate_chunk, validate_chunk_compact
 from herald.contacts.resolve import Resolver
+from herald.core.actor import SYSTEM, Actor
 from herald.core.clock import Clock
 from herald.core.errors import HeraldError, InvalidInputError, NotFoundError
 from herald.db.contacts_tables import import_batches, import_rejects
 from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
+from herald.db.unit_of_work import UnitOfWork, unit_of_work
 
 CHUNK_ROWS = 2000
 log = logging.getLogger(__name__)
@@ -86,11 +88,12 @@ def estimate_rows(path: Path) -> int:
     return max(count - 1, 1)
 
 
-def create_batch(
-    engine: sa.Engine, clock: Clock, file_name: str, fmt: str, region: str, status: str = "pending"
-) -> int:
-    with engine.begin() as conn:
-        return _insert_batch(conn, clock.now(), file_name, fmt, region, status)
+def create_batch(uow: UnitOfWork, file_name: str, fmt: str, region: str, status: str = "pending") -> int:
+    """The batch row an import runs into, audited as import.started with whoever started it."""
+    batch_id = _insert_batch(uow.conn, uow.now, file_name, fmt, region, status)
+    details = {"file": file_name, "format": fmt, "region": region}
+    uow.audit("import.started", target=f"import {batch_id}", details=details)
+    return batch_id
 
 
 def _insert_batch(conn: sa.Connection, now: dt.datetime, file_name: str, fmt: str, region: str, status: str) -> int:
@@ -277,12 +280,12 @@ def run_import(
     workers: int = 1,
     progress: Progress | None = None,
     rejects_dir: Path | None = None,
-    actor: str = "import",
+    actor: Actor = SYSTEM,
 ) -> ImportReport:
     """Import one file. Bad rows are rejected with reasons, bad values beside good ones are warnings;
     any failure, also a file that cannot be read at all, ends the batch as failed and rolls it back."""
     name = file_name or path.name
-    importer = _Importer(engine, clock, dry_run=dry_run, actor=actor)
+    importer = _Importer(engine, clock, dry_run=dry_run, actor=actor.label)
     try:
         total = estimate_rows(path)
         source = open_any(path, fmt)
@@ -302,7 +305,8 @@ def run_import(
                 report = ImportReport(None, name, layout, True, "dry_run", processed, _counts(importer.counts))
                 return importer.fill(report, encoding, guessed)
             if batch_id is None:
-                batch_id = create_batch(engine, clock, name, layout, run.region, status="running")
+                with unit_of_work(engine, clock, actor) as uow:
+                    batch_id = create_batch(uow, name, layout, run.region, status="running")
             _set_batch(
                 engine,
                 batch_id,
@@ -346,7 +350,7 @@ def start_import(
     default_region: str,
     file_name: str,
     rejects_dir: Path,
-    actor: str,
+    actor: Actor,
 ) -> threading.Thread:
     """Run an already created batch beside the caller (API upload, web upload); progress is on its row."""
 
@@ -437,7 +441,8 @@ def fail_batch(engine: sa.Engine, clock: Clock, batch_id: int, exc: Exception) -
     code, message = failure_of(exc)
     _set_batch(engine, batch_id, error_code=code, error=message[:2000], finished_at=clock.now())
     try:
-        undo_import(engine, clock, batch_id, actor="import-failure", final_status="failed")
+        with unit_of_work(engine, clock, SYSTEM) as uow:
+            undo_import(uow, batch_id, final_status="failed")
     except HeraldError as refused:
         # Still failed, never pending or running: say why what it wrote is still there.
         note = f"{message} (not rolled back: {refused.message})"

@@ -21,6 +21,7 @@ from herald.core.errors import InvalidInputError, NotFoundError
 from herald.db.contacts_tables import identifiers, merges, people, source_records
 from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
+from herald.db.unit_of_work import UnitOfWork
 
 
 @dataclass
@@ -162,8 +163,7 @@ def search_contacts(
 
 
 def record_consent(
-    engine: sa.Engine,
-    clock: Clock,
+    uow: UnitOfWork,
     person_id: int,
     *,
     channel: str,
@@ -173,47 +173,41 @@ def record_consent(
     source: str,
     note: str | None = None,
 ) -> None:
-    with engine.begin() as conn:
-        get_person(conn, person_id)
-        record_events(
-            conn,
-            [
-                event_row(
-                    person_id,
-                    channel,
-                    purpose,
-                    kind,
-                    source=source,
-                    now=clock.now(),
-                    explicit=explicit,
-                    note=note,
-                )
-            ],
-        )
+    get_person(uow.conn, person_id)
+    record_events(
+        uow.conn,
+        [event_row(person_id, channel, purpose, kind, source=source, now=uow.now, explicit=explicit, note=note)],
+    )
+    details = {"channel": channel, "purpose": purpose, "kind": kind, "explicit": explicit, "source": source}
+    uow.audit("consent.recorded", target=f"person {person_id}", target_id=person_id, details=details)
 
 
 def merge_contacts(
-    engine: sa.Engine, clock: Clock, survivor_id: int, merged_id: int, *, actor: str, reason: str
+    uow: UnitOfWork, survivor_id: int, merged_id: int, *, reason: str, suggestion_id: int | None = None
 ) -> int:
-    with engine.begin() as conn:
-        return merge_people(conn, survivor_id, merged_id, actor=actor, reason=reason, now=clock.now())
+    """Merge `merged_id` into `survivor_id` (reversible) and put it on the record."""
+    merge_id = merge_people(uow.conn, survivor_id, merged_id, actor=uow.actor.label, reason=reason, now=uow.now)
+    details = {"merge": merge_id, "merged": merged_id}
+    if suggestion_id is not None:
+        details["suggestion"] = suggestion_id
+    uow.audit("contacts.merged", target=f"person {survivor_id}", target_id=survivor_id, details=details)
+    return merge_id
 
 
-def unmerge_contacts(engine: sa.Engine, clock: Clock, merge_id: int, *, actor: str) -> dict[str, int]:
-    with engine.begin() as conn:
-        return unmerge(conn, merge_id, actor=actor, now=clock.now())
+def unmerge_contacts(uow: UnitOfWork, merge_id: int) -> dict[str, int]:
+    result = unmerge(uow.conn, merge_id, actor=uow.actor.label, now=uow.now)
+    uow.audit("contacts.unmerged", target=f"merge {merge_id}", details=dict(result))
+    return result
 
 
-def lock_fields(engine: sa.Engine, clock: Clock, person_id: int, fields: Sequence[str]) -> None:
+def lock_fields(uow: UnitOfWork, person_id: int, fields: Sequence[str]) -> None:
     bad = set(fields) - set(SCALAR_FIELDS)
     if bad:
         raise InvalidInputError(f"Cannot lock {', '.join(sorted(bad))}", field="fields")
-    with engine.begin() as conn:
-        person = get_person(conn, person_id)
-        locked = sorted(set(person["locked_fields"] or []) | set(fields))
-        conn.execute(
-            people.update().where(people.c.id == person_id).values(locked_fields=locked, updated_at=clock.now())
-        )
+    person = get_person(uow.conn, person_id)
+    locked = sorted(set(person["locked_fields"] or []) | set(fields))
+    uow.conn.execute(people.update().where(people.c.id == person_id).values(locked_fields=locked, updated_at=uow.now))
+    uow.audit("contacts.fields_locked", target=f"person {person_id}", target_id=person_id, details={"fields": locked})
 
 
 def list_merges(engine: sa.Engine, limit: int = 100) -> list[dict[str, Any]]:

@@ -71,6 +71,8 @@ audit_log = sa.Table(
     # Actor and target are copied as text too, so the log still reads right if an account changes.
     sa.Column("actor_id", sa.BigInteger),
     sa.Column("actor", sa.String(320)),
+    # Whose id actor_id is: an operator's, an API key's, or none (cli, system).
+    sa.Column("actor_kind", sa.String(16)),
     sa.Column("target_id", sa.BigInteger),
     sa.Column("target", sa.String(320)),
     sa.Column("ip", sa.String(64)),

@@ -50,6 +50,7 @@ class UnitOfWork:
                 action=action,
                 actor_id=self.actor.id,
                 actor=self.actor.label,
+                actor_kind=self.actor.kind,
                 target_id=target_id,
                 target=target,
                 ip=self.actor.ip,

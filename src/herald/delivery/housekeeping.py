@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from herald.db.delivery_tables import idempotency_keys
 from herald.db.runtime import Runtime
-from herald.delivery.settings import load_delivery_settings
+from herald.delivery.settings import delivery_settings
 
 BATCH = 5000
 
@@ -19,7 +19,7 @@ def prune_idempotency_keys(runtime: Runtime) -> int:
     A replay after that is planned again, but derives the same message key from the same
     Idempotency-Key, so the ledger's unique (person, message key) still refuses a second message.
     """
-    hours = load_delivery_settings().idempotency_retention_hours
+    hours = delivery_settings(runtime).idempotency_retention_hours
     cutoff = runtime.clock.now() - dt.timedelta(hours=hours)
     removed = 0
     while True:

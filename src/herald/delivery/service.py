@@ -30,7 +30,7 @@ from herald.delivery.planner import (
     Skip,
     plan_message,
 )
-from herald.delivery.settings import DeliverySettings, load_delivery_settings
+from herald.delivery.settings import DeliverySettings, delivery_settings
 from herald.delivery.worker import quiet_policy
 from herald.schedule.caps import SendRecord
 from herald.templates.render import TemplateSpec, compile_template
@@ -119,7 +119,7 @@ def submit_message(
     key = _check_key(idempotency_key)
     digest = request_hash(payload)
     _validate(request)
-    delivery = delivery or load_delivery_settings()
+    delivery = delivery or delivery_settings(runtime)
     secret = _tombstone_secret(runtime)
     message_key = request.message_key or f"idem:{principal}:{key}"
     try:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herald.db.runtime import Runtime
 from herald.schedule.caps import CapRule
 
 
@@ -84,25 +83,13 @@ class DeliverySettings(BaseSettings):
         return tuple(rules)
 
 
-_loaded: tuple[object, DeliverySettings] | None = None
-
-
-def _environment_key() -> object:
-    names = {k: v for k, v in os.environ.items() if k.upper().startswith("HERALD_")}
-    try:
-        stat = Path(".env").stat()  # pydantic-settings reads it relative to the working directory
-        env_file: object = (Path.cwd(), stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        env_file = None
-    return (tuple(sorted(names.items())), env_file)
+def delivery_settings(runtime: Runtime) -> DeliverySettings:
+    """This process's delivery settings: read once by the composition root (or on first use) and kept on the
+    runtime, so an API request does not pay ~3 ms to parse them again; treat the result as read-only."""
+    return runtime.part(DeliverySettings, DeliverySettings)
 
 
 def load_delivery_settings() -> DeliverySettings:
-    """Parsed once per distinct environment: building the settings costs ~3 ms, too much per API request.
-    A changed HERALD_* variable or .env file gives fresh settings; treat the result as read-only."""
-    global _loaded
-    key = _environment_key()
-    loaded = _loaded
-    if loaded is None or loaded[0] != key:
-        loaded = _loaded = (key, DeliverySettings())
-    return loaded[1]
+    """Read HERALD_* (and .env) now. Only the composition root and code without a runtime call this; everything
+    else asks `delivery_settings(runtime)`."""
+    return DeliverySettings()

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from herald.auth import sessions, signin, users
-from herald.auth.audit import record_audit
 from herald.core.errors import HeraldError
 from herald.core.inputs import Id, Text
 from herald.web.auth_views import enrolment_context, pending_secret
@@ -16,6 +15,7 @@ from herald.web.deps import (
     CSRF,
     SignedIn,
     SignedInDep,
+    begin,
     client_ip,
     forget_session,
     get_runtime,
@@ -138,18 +138,8 @@ def enrol_submit(request: Request, signed_in: SignedInDep, code: FormStr = "") -
 
 @router.post("/account/sessions/{session_id}/revoke", dependencies=CSRF)
 def revoke_session(request: Request, signed_in: SignedInDep, session_id: Id) -> Response:
-    runtime = get_runtime(request)
-    with runtime.engine.begin() as conn:
-        if sessions.revoke_session(conn, signed_in.user.id, session_id):
-            record_audit(
-                conn,
-                runtime.clock,
-                "session.revoked",
-                actor=signed_in.user.actor(client_ip(request)),
-                target=signed_in.user.email,
-                target_id=signed_in.user.id,
-                details={"session_id": session_id},
-            )
+    with begin(request, signed_in) as uow:
+        sessions.revoke_own_session(uow, session_id)
     if session_id == signed_in.session.id:
         forget_session(request)
         return redirect(request, "/login")
@@ -161,17 +151,7 @@ def revoke_session(request: Request, signed_in: SignedInDep, session_id: Id) -> 
 @router.post("/account/sessions/end-all", dependencies=CSRF)
 def end_all_sessions(request: Request, signed_in: SignedInDep) -> Response:
     """Sign out everywhere, this browser included."""
-    runtime = get_runtime(request)
-    with runtime.engine.begin() as conn:
-        ended = sessions.end_user_sessions(conn, signed_in.user.id)
-        record_audit(
-            conn,
-            runtime.clock,
-            "sessions.ended_all",
-            actor=signed_in.user.actor(client_ip(request)),
-            target=signed_in.user.email,
-            target_id=signed_in.user.id,
-            details={"sessions_ended": ended},
-        )
+    with begin(request, signed_in) as uow:
+        sessions.end_own_sessions(uow)
     forget_session(request)
     return redirect(request, "/login")

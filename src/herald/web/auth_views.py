@@ -10,11 +10,11 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from herald.auth import sessions, signin, totp, users
-from herald.auth.audit import record_audit
 from herald.auth.sessions import Stage
 from herald.auth.signin import Factor
 from herald.core.errors import HeraldError
 from herald.core.inputs import Text
+from herald.db.unit_of_work import unit_of_work
 from herald.web.deps import (
     CSRF,
     LoginRequired,
@@ -259,16 +259,11 @@ def logout(request: Request) -> Response:
     runtime = get_runtime(request)
     state = session_state(request)
     if state.token is not None:
-        sessions.end_session(runtime.engine, state.token)
         if state.session is not None and state.session.user_id is not None:
             user = users.get_user(runtime.engine, state.session.user_id)
-            record_audit(
-                runtime.engine,
-                runtime.clock,
-                "logout",
-                actor=user.actor(client_ip(request)),
-                target=user.email,
-                target_id=user.id,
-            )
+            with unit_of_work(runtime.engine, runtime.clock, user.actor(client_ip(request))) as uow:
+                sessions.sign_out(uow, state.token)
+        else:
+            sessions.end_session(runtime.engine, state.token)
     forget_session(request)
     return redirect(request, "/login")

@@ -12,6 +12,7 @@ Use them in any views module:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,8 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald.auth import sessions, users
 from herald.auth.sessions import NewSession, Session, SessionPolicy
+from herald.core.actor import Actor
 from herald.core.errors import NotFoundError
 from herald.db.runtime import Runtime
+from herald.db.unit_of_work import UnitOfWork, unit_of_work
 
 COOKIE_NAME = "herald_session"
 CSRF_FIELD = "csrf_token"
@@ -49,6 +52,17 @@ class CsrfRejected(Exception):
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def operator(request: Request, signed_in: SignedIn) -> Actor:
+    """The signed-in operator, from this request's address: who a page's changes are audited as."""
+    return signed_in.user.actor(client_ip(request))
+
+
+def begin(request: Request, signed_in: SignedIn) -> AbstractContextManager[UnitOfWork]:
+    """The unit of work a page's change runs in, as the signed-in operator."""
+    runtime = get_runtime(request)
+    return unit_of_work(runtime.engine, runtime.clock, operator(request, signed_in))
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

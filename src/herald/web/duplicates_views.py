@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from herald.auth.audit import record_audit
 from herald.contacts import dedupe, service
 from herald.contacts.dedupe import Suggestion
 from herald.contacts.evidence import describe
@@ -15,7 +14,7 @@ from herald.core.errors import HeraldError, NotFoundError
 from herald.core.inputs import Id, Text
 from herald.db.engine import Engine
 from herald.web.contacts_views import StaffDep, full_name
-from herald.web.deps import CSRF, client_ip, get_runtime
+from herald.web.deps import CSRF, begin, get_runtime
 from herald.web.render import redirect, render
 
 router = APIRouter(prefix="/duplicates")
@@ -131,57 +130,30 @@ def merge(
     merged_id = pair[1] if survivor_id == pair[0] else pair[0]
     reason = f"duplicate suggestion {suggestion_id}"
     try:
-        merge_id = service.merge_contacts(
-            runtime.engine, runtime.clock, survivor_id, merged_id, actor=signed_in.user.email, reason=reason
-        )
+        with begin(request, signed_in) as uow:
+            service.merge_contacts(uow, survivor_id, merged_id, reason=reason, suggestion_id=suggestion_id)
     except HeraldError as exc:
         return _page(request, error=exc.message, status_code=exc.http_status)
-    record_audit(
-        runtime.engine,
-        runtime.clock,
-        "contacts.merged",
-        actor=signed_in.user.actor(client_ip(request)),
-        target=f"person {survivor_id}",
-        target_id=survivor_id,
-        details={"merge": merge_id, "merged": merged_id, "suggestion": suggestion_id},
-    )
     return redirect(request, "/duplicates?notice=merged")
 
 
 @router.post("/{suggestion_id}/dismiss", dependencies=CSRF)
 def dismiss(request: Request, signed_in: StaffDep, suggestion_id: Id) -> Response:
-    runtime = get_runtime(request)
     try:
-        dismissed = dedupe.dismiss_suggestion(runtime.engine, runtime.clock, suggestion_id, actor=signed_in.user.email)
+        with begin(request, signed_in) as uow:
+            dedupe.dismiss_suggestion(uow, suggestion_id)
     except NotFoundError as exc:
         return _page(request, error=exc.message, status_code=404)
     except HeraldError as exc:
         return _page(request, error=exc.message, status_code=409)
-    record_audit(
-        runtime.engine,
-        runtime.clock,
-        "contacts.suggestion_dismissed",
-        actor=signed_in.user.actor(client_ip(request)),
-        target=f"suggestion {suggestion_id}",
-        target_id=suggestion_id,
-        details={"person_a": dismissed.person_a_id, "person_b": dismissed.person_b_id},
-    )
     return redirect(request, "/duplicates?notice=dismissed")
 
 
 @router.post("/merges/{merge_id}/unmerge", dependencies=CSRF)
 def unmerge(request: Request, signed_in: StaffDep, merge_id: Id) -> Response:
-    runtime = get_runtime(request)
     try:
-        result = service.unmerge_contacts(runtime.engine, runtime.clock, merge_id, actor=signed_in.user.email)
+        with begin(request, signed_in) as uow:
+            service.unmerge_contacts(uow, merge_id)
     except HeraldError as exc:
         return _page(request, error=exc.message, status_code=exc.http_status)
-    record_audit(
-        runtime.engine,
-        runtime.clock,
-        "contacts.unmerged",
-        actor=signed_in.user.actor(client_ip(request)),
-        target=f"merge {merge_id}",
-        details=dict(result),
-    )
     return redirect(request, "/duplicates?notice=unmerged")

@@ -9,14 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from herald.auth.audit import record_audit
 from herald.contacts import importing, undo
 from herald.contacts.importers import FORMATS
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
 from herald.core.inputs import NUL, Id, Text
 from herald.db.engine import Engine
 from herald.web.contacts_views import StaffDep, not_found
-from herald.web.deps import CSRF, client_ip, get_runtime
+from herald.web.deps import CSRF, begin, get_runtime, operator
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter(prefix="/imports")
@@ -102,7 +101,8 @@ async def start_import(
     if errors or file is None:
         return _form_page(request, errors=errors, values=values, status_code=422)
     name = Path(file.filename or "upload.csv").name
-    batch_id = importing.create_batch(runtime.engine, runtime.clock, name, format, chosen_region)
+    with begin(request, signed_in) as uow:
+        batch_id = importing.create_batch(uow, name, format, chosen_region)
     folder = runtime.settings.data_dir / "imports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"import-{batch_id}-{name}"
@@ -112,11 +112,6 @@ async def start_import(
         path.unlink(missing_ok=True)
         importing.fail_batch(runtime.engine, runtime.clock, batch_id, exc)
         return _form_page(request, errors=FormErrors().add(exc, "file"), values=values, status_code=exc.http_status)
-    actor = signed_in.user.actor(client_ip(request))
-    details = {"file": name, "format": format, "region": chosen_region}
-    record_audit(
-        runtime.engine, runtime.clock, "import.started", actor=actor, target=f"import {batch_id}", details=details
-    )
     # The batch row is durable before we answer; the work runs beside the request and reports progress.
     importing.start_import(
         runtime.engine,
@@ -127,7 +122,7 @@ async def start_import(
         default_region=chosen_region,
         file_name=name,
         rejects_dir=runtime.settings.data_dir / "imports",
-        actor=signed_in.user.email,
+        actor=operator(request, signed_in),
     )
     return redirect(request, f"/imports/{batch_id}")
 
@@ -195,8 +190,8 @@ def undo_batch(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
     try:
         if importing.get_batch(runtime.engine, batch_id)["status"] != "done":
             raise ConflictError("Only a finished import can be undone.", id=batch_id)
-        result = undo.undo_import(runtime.engine, runtime.clock, batch_id, actor=signed_in.user.email)
-        batch = importing.get_batch(runtime.engine, batch_id)
+        with begin(request, signed_in) as uow:
+            undo.undo_import(uow, batch_id)
     except NotFoundError:
         return not_found(request, f"There is no import with id {batch_id}.")
     except HeraldError as exc:
@@ -205,9 +200,4 @@ def undo_batch(request: Request, signed_in: StaffDep, batch_id: Id) -> Response:
         batch = importing.get_batch(runtime.engine, batch_id)
         context = {"title": f"Import {batch_id}", "undo_error": exc.message, **_batch_context(runtime.engine, batch)}
         return render(request, "import_batch.html", context, status_code=exc.http_status)
-    actor = signed_in.user.actor(client_ip(request))
-    details = {"file": batch["file_name"], **{k: v for k, v in result.items() if k != "batch_id"}}
-    record_audit(
-        runtime.engine, runtime.clock, "import.undone", actor=actor, target=f"import {batch_id}", details=details
-    )
     return redirect(request, f"/imports/{batch_id}?notice=undone")

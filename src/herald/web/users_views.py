@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -10,7 +11,8 @@ from fastapi.responses import Response
 from herald.auth import users
 from herald.core.errors import HeraldError
 from herald.core.inputs import Id, Text
-from herald.web.deps import CSRF, AdminDep, SignedIn, client_ip, get_runtime
+from herald.db.unit_of_work import UnitOfWork
+from herald.web.deps import CSRF, AdminDep, SignedIn, begin, get_runtime
 from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter(prefix="/admin/users")
@@ -56,16 +58,9 @@ def users_page(request: Request, signed_in: AdminDep, notice: Text = "") -> Resp
 def create_user(
     request: Request, signed_in: AdminDep, email: FormStr = "", password: FormStr = "", role: FormStr = "agent"
 ) -> Response:
-    runtime = get_runtime(request)
     try:
-        users.create_user(
-            runtime.engine,
-            runtime.clock,
-            signed_in.user.actor(client_ip(request)),
-            email=email,
-            password=password,
-            role=role,
-        )
+        with begin(request, signed_in) as uow:
+            users.create_user(uow, email=email, password=password, role=role)
     except HeraldError as exc:
         errors = FormErrors().add(exc, "email")
         values = {"email": email, "role": role}
@@ -73,11 +68,13 @@ def create_user(
     return redirect(request, "/admin/users?notice=created")
 
 
-def _row_action(request: Request, signed_in: AdminDep, user_id: int, field: str, action: Any) -> Response:
-    """Run one per-user change; on failure show the message next to that user's field."""
-    runtime = get_runtime(request)
+def _row_action(
+    request: Request, signed_in: AdminDep, user_id: int, field: str, action: Callable[[UnitOfWork], object]
+) -> Response:
+    """Run one per-user change in its unit of work; on failure show the message next to that user's field."""
     try:
-        action(runtime, signed_in.user.actor(client_ip(request)))
+        with begin(request, signed_in) as uow:
+            action(uow)
     except HeraldError as exc:
         errors = FormErrors({f"{field}-{user_id}": exc.message})
         return _page(request, signed_in, errors=errors, status_code=exc.http_status)
@@ -91,7 +88,7 @@ def change_role(request: Request, signed_in: AdminDep, user_id: Id, role: FormSt
         signed_in,
         user_id,
         "role",
-        lambda rt, actor: users.change_role(rt.engine, rt.clock, actor, user_id, role),
+        lambda uow: users.change_role(uow, user_id, role),
     )
 
 
@@ -102,7 +99,7 @@ def relax_2fa(request: Request, signed_in: AdminDep, user_id: Id, reason: FormSt
         signed_in,
         user_id,
         "relaxed",
-        lambda rt, actor: users.relax_2fa(rt.engine, rt.clock, actor, user_id, reason),
+        lambda uow: users.relax_2fa(uow, user_id, reason),
     )
 
 
@@ -113,12 +110,10 @@ def require_2fa(request: Request, signed_in: AdminDep, user_id: Id) -> Response:
         signed_in,
         user_id,
         "required",
-        lambda rt, actor: users.require_2fa(rt.engine, rt.clock, actor, user_id),
+        lambda uow: users.require_2fa(uow, user_id),
     )
 
 
 @router.post("/{user_id}/reset-2fa", dependencies=CSRF)
 def reset_2fa(request: Request, signed_in: AdminDep, user_id: Id) -> Response:
-    return _row_action(
-        request, signed_in, user_id, "reset", lambda rt, actor: users.reset_2fa(rt.engine, rt.clock, actor, user_id)
-    )
+    return _row_action(request, signed_in, user_id, "reset", lambda uow: users.reset_2fa(uow, user_id))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from herald.api.deps import RuntimeDep
+from herald.api.deps import RuntimeDep, WorkDep
 from herald.backup.backup import last_verified, list_backups, take_backup
 
 router = APIRouter(tags=["backups"])
@@ -19,6 +19,6 @@ def get_backups(runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)]
 
 
 @router.post("/backups", status_code=201)
-def post_backup(runtime: RuntimeDep) -> dict[str, Any]:
+def post_backup(work: WorkDep) -> dict[str, Any]:
     """Take a manual backup into the backup directory, verify it, and return its row."""
-    return take_backup(runtime, kind="manual")
+    return take_backup(work.runtime, work.actor, kind="manual")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import FileResponse
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from herald.api.deps import RuntimeDep
+from herald.api.deps import RuntimeDep, WorkDep
 from herald.api.errors import error_responses
 from herald.contacts import dedupe, erase, export, service
 from herald.core.channels import CONSENT_CHANNELS, Channel
@@ -103,38 +103,40 @@ def get_contact(person_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/contacts/{person_id}/consent", status_code=201, responses=error_responses(404, 409))
-def add_consent(person_id: Id, body: ConsentIn, runtime: RuntimeDep) -> dict[str, Any]:
-    service.record_consent(
-        runtime.engine,
-        runtime.clock,
-        person_id,
-        channel=body.channel,
-        purpose=body.purpose,
-        kind=body.kind,
-        explicit=body.explicit,
-        source="api",
-        note=body.note,
-    )
-    consent: dict[str, Any] = service.contact_detail(runtime.engine, person_id)["consent"]
+def add_consent(person_id: Id, body: ConsentIn, work: WorkDep) -> dict[str, Any]:
+    with work.begin() as uow:
+        service.record_consent(
+            uow,
+            person_id,
+            channel=body.channel,
+            purpose=body.purpose,
+            kind=body.kind,
+            explicit=body.explicit,
+            source="api",
+            note=body.note,
+        )
+    consent: dict[str, Any] = service.contact_detail(work.runtime.engine, person_id)["consent"]
     return consent
 
 
 @router.post("/contacts/{person_id}/locks", responses=error_responses(404, 409))
-def lock_fields(person_id: Id, body: LockIn, runtime: RuntimeDep) -> dict[str, Any]:
-    service.lock_fields(runtime.engine, runtime.clock, person_id, body.fields)
-    return {"id": person_id, "locked_fields": service.contact_detail(runtime.engine, person_id)["locked_fields"]}
+def lock_fields(person_id: Id, body: LockIn, work: WorkDep) -> dict[str, Any]:
+    with work.begin() as uow:
+        service.lock_fields(uow, person_id, body.fields)
+    detail = service.contact_detail(work.runtime.engine, person_id)
+    return {"id": person_id, "locked_fields": detail["locked_fields"]}
 
 
 @router.delete("/contacts/{person_id}", responses=error_responses(404, 409))
-def erase_contact(person_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
-    return erase.erase_person(runtime.engine, runtime.clock, person_id, actor="api")
+def erase_contact(person_id: Id, work: WorkDep) -> dict[str, Any]:
+    with work.begin() as uow:
+        return erase.erase_person(uow, person_id)
 
 
 @router.post("/merges", status_code=201, responses=error_responses(404, 409))
-def merge(body: MergeIn, runtime: RuntimeDep) -> dict[str, Any]:
-    merge_id = service.merge_contacts(
-        runtime.engine, runtime.clock, body.survivor_id, body.merged_id, actor="api", reason=body.reason
-    )
+def merge(body: MergeIn, work: WorkDep) -> dict[str, Any]:
+    with work.begin() as uow:
+        merge_id = service.merge_contacts(uow, body.survivor_id, body.merged_id, reason=body.reason)
     return {"id": merge_id, "survivor_id": body.survivor_id, "merged_id": body.merged_id}
 
 
@@ -144,16 +146,22 @@ def list_merges(runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/merges/{merge_id}/undo", responses=error_responses(404, 409))
-def unmerge(merge_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
-    return service.unmerge_contacts(runtime.engine, runtime.clock, merge_id, actor="api")
+def unmerge(merge_id: Id, work: WorkDep) -> dict[str, Any]:
+    with work.begin() as uow:
+        return service.unmerge_contacts(uow, merge_id)
 
 
 @router.get("/exports/contacts.csv", response_class=FileResponse)
-def export_contacts(runtime: RuntimeDep, background: BackgroundTasks, with_sources: bool = False) -> FileResponse:
+def export_contacts(work: WorkDep, background: BackgroundTasks, with_sources: bool = False) -> FileResponse:
     handle = tempfile.NamedTemporaryFile(suffix=".csv", delete=False)  # noqa: SIM115 - removed after sending
     handle.close()
     path = Path(handle.name)
-    (export.export_sources if with_sources else export.export_people)(runtime.engine, path)
+    kind = "sources" if with_sources else "people"
+    runtime = work.runtime
+    try:
+        export.export_contacts(runtime.engine, runtime.clock, work.actor, kind, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     background.add_task(path.unlink, missing_ok=True)
-    name = "contacts-sources.csv" if with_sources else "contacts.csv"
-    return FileResponse(path, media_type="text/csv", filename=name, background=background)
+    return FileResponse(path, media_type="text/csv", filename=export.EXPORT_FILES[kind], background=background)

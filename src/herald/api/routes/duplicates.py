@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 
-from herald.api.deps import RuntimeDep
+from herald.api.deps import RuntimeDep, WorkDep
 from herald.api.errors import error_responses
 from herald.contacts import dedupe
 from herald.contacts.dedupe import Suggestion
@@ -68,6 +68,7 @@ def get_duplicate(suggestion_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/duplicates/{suggestion_id}/dismiss", responses=error_responses(404, 409))
-def dismiss_duplicate(suggestion_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
+def dismiss_duplicate(suggestion_id: Id, work: WorkDep) -> dict[str, Any]:
     """The two are different people: the pair is not suggested again by any scan."""
-    return suggestion_body(dedupe.dismiss_suggestion(runtime.engine, runtime.clock, suggestion_id, actor="api"))
+    with work.begin() as uow:
+        return suggestion_body(dedupe.dismiss_suggestion(uow, suggestion_id))

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 
-from herald.api.deps import RuntimeDep
+from herald.api.deps import RuntimeDep, WorkDep
 from herald.api.errors import error_responses
 from herald.contacts import importing, undo
 from herald.contacts.export import neutralise
@@ -24,16 +24,18 @@ ISSUES_LISTED = 100  # per kind in GET /imports/{id}; rejects.csv has them all
 
 @router.post("/imports", status_code=202)
 async def upload_import(
-    runtime: RuntimeDep,
+    work: WorkDep,
     file: UploadFile = File(..., description="CSV export (generic, Mailchimp, HubSpot, Constant Contact)"),
     format: Annotated[Text, Form()] = "auto",
     default_region: Annotated[Text | None, Form(min_length=2, max_length=2)] = None,
 ) -> dict[str, Any]:
     if format not in FORMATS:
         raise InvalidInputError(f"Unknown format {format!r}; use one of {', '.join(FORMATS)}.", field="format")
+    runtime = work.runtime
     region = (default_region or runtime.settings.default_region).upper()
     name = Path(refuse_nul(file.filename or "upload.csv", "file")).name
-    batch_id = importing.create_batch(runtime.engine, runtime.clock, name, format, region)
+    with work.begin() as uow:
+        batch_id = importing.create_batch(uow, name, format, region)
     folder = runtime.settings.data_dir / "imports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"import-{batch_id}-{name}"
@@ -51,7 +53,7 @@ async def upload_import(
         default_region=region,
         file_name=name,
         rejects_dir=folder,
-        actor="api",
+        actor=work.actor,
     )
     return {"id": batch_id, "status": "pending", "progress_url": f"/api/imports/{batch_id}"}
 
@@ -80,5 +82,6 @@ def import_rejects(batch_id: Id, runtime: RuntimeDep) -> Response:
 
 
 @router.post("/imports/{batch_id}/undo", responses=error_responses(404, 409))
-def undo_import(batch_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
-    return undo.undo_import(runtime.engine, runtime.clock, batch_id, actor="api")
+def undo_import(batch_id: Id, work: WorkDep) -> dict[str, Any]:
+    with work.begin() as uow:
+        return undo.undo_import(uow, batch_id)
