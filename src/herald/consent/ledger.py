@@ -7,7 +7,15 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
-from herald.consent.policy import ALL_PURPOSES, CHANNELS, KINDS, PURPOSES, ConsentEvent, Verdict, can_contact
+from herald.consent.policy import (
+    ALL_PURPOSES,
+    CHANNELS,
+    KINDS,
+    PURPOSES,
+    ConsentEvent,
+    Verdict,
+    can_contact,
+)
 from herald.core.errors import InvalidInputError
 from herald.db.tables import consent_events
 
@@ -81,3 +89,22 @@ def load_events(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, lis
 def consent_summary(events: Sequence[ConsentEvent]) -> dict[str, Verdict]:
     """Verdict per 'channel:purpose' for display and export."""
     return {f"{c}:{p}": can_contact(events, c, p) for c in CHANNELS for p in PURPOSES}
+
+
+def suppress_address(
+    conn: sa.Connection,
+    person_id: int,
+    channel: str,
+    kind: str,
+    *,
+    source: str,
+    details: str,
+    now: dt.datetime,
+) -> None:
+    """Close one person's address on one channel for every purpose, in the caller's transaction.
+
+    An append-only event like any other (so an explicit re-subscription is still the only way back);
+    `details` keeps the evidence: the address, the SMTP reply or the provider's error code.
+    """
+    record_events(conn, [event_row(person_id, channel, ALL_PURPOSES, kind, source=source, now=now, note=details)])
+

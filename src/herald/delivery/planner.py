@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
-from herald.consent.policy import ConsentEvent, can_contact
+from herald.consent.policy import ConsentEvent, suppression_reason
 from herald.schedule.caps import CapRule, SendRecord, check_caps
 from herald.schedule.quiet_hours import MessageClass, QuietHoursPolicy, decide_send_time, describe_decision
 from herald.schedule.timezones import country_zones, load_zone, resolve_zone
@@ -154,8 +154,7 @@ def _usable_channels(
         elif not _has_content(channel, content):
             problem = "no_content"
         elif channel in CONSENT_CHANNELS:
-            verdict = can_contact(recipient.consent, channel, purpose)
-            problem = None if verdict.allowed else f"no_consent:{verdict.state}"
+            problem = suppression_reason(recipient.consent, channel, purpose)
         if problem is not None:
             skips.append((channel, problem))
             continue

@@ -1,4 +1,4 @@
-"""Provider status callbacks: verify, record once per event, and move attempts and rows forward only."""
+"""Provider status callbacks through the port: find the adapter, let it verify and parse, apply each event once."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from urllib.parse import parse_qsl
 import httpx
 import sqlalchemy as sa
 
-from herald.channels.base import EventKind, ProviderEvent
-from herald.channels.twilio_callbacks import REFERENCE_PARAM, parse_status_callback
+from herald.channels.base import EventKind, ProviderEvent, ProviderOutcome
+from herald.channels.registry import ChannelRegistry
+from herald.channels.twilio import build_providers
+from herald.channels.twilio_callbacks import REFERENCE_PARAM
 from herald.db.delivery_tables import messages, provider_events
 from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime
-from herald.delivery import ledger
-from herald.delivery.bootstrap import twilio_settings
+from herald.delivery import ledger, outcomes
+from herald.delivery.bootstrap import email_provider, public_url, twilio_settings
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
 
 _DONE = {EventKind.DELIVERED, EventKind.READ, EventKind.ANSWERED}
@@ -28,23 +30,67 @@ def signed_url(public_callback_url: str, query: str) -> str:
     return str(httpx.URL(public_callback_url).copy_merge_params(dict(parse_qsl(query, keep_blank_values=True))))
 
 
+def callback_registry(runtime: Runtime, delivery: DeliverySettings) -> ChannelRegistry:
+    """The adapters a callback may be addressed to. Parsing a callback needs their settings only: nothing
+    is connected and no simulator is started (the worker's registry does that)."""
+    twilio = build_providers(twilio_settings(runtime, delivery), client=_idle_client(), clock=runtime.clock)
+    return ChannelRegistry([email_provider(runtime.settings, delivery, runtime.clock, 1), *twilio])
+
+
+def _idle_client() -> httpx.AsyncClient:
+    # The Twilio adapters want an HTTP client; callback parsing never uses it, so nothing is opened.
+    return httpx.AsyncClient()
+
+
+def record_callback(
+    runtime: Runtime,
+    provider: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    delivery: DeliverySettings | None = None,
+) -> int:
+    """`POST /hooks/{provider}`: the adapter verifies (SignatureError) and parses; returns events applied.
+
+    UnknownProviderError when no adapter has that name."""
+    settings = delivery or load_delivery_settings()
+    return _parse_and_apply(runtime, settings, provider, public_url(runtime.settings, settings) + path, query, headers, body)
+
+
+def _parse_and_apply(
+    runtime: Runtime,
+    settings: DeliverySettings,
+    provider: str,
+    public: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> int:
+    adapter = callback_registry(runtime, settings).get(provider)
+    events = adapter.parse_callback(signed_url(public, query), headers, body)
+    with runtime.engine.begin() as conn:
+        return apply_events(conn, events, runtime.clock.now(), soft_bounce_limit=settings.soft_bounce_limit)
+
+
 def record_twilio_callback(
     runtime: Runtime, query: str, headers: Mapping[str, str], body: bytes, delivery: DeliverySettings | None = None
 ) -> int:
-    """Verify the X-Twilio-Signature (SignatureError if wrong) and apply the status; returns events applied."""
-    settings = twilio_settings(runtime, delivery or load_delivery_settings())
-    url = signed_url(settings.status_callback_url, query)
+    """The shared Twilio status URL (`/hooks/twilio/status`): the adapter is the one that made the attempt
+    the callback names, so SMS, WhatsApp and voice share one URL; then as `record_callback`."""
     reference = dict(parse_qsl(query)).get(REFERENCE_PARAM)
     with runtime.engine.connect() as conn:
         attempt = ledger.attempt_by_reference(conn, reference) if reference else None
-    provider = attempt["provider"] if attempt else "twilio_sms"
-    token = settings.auth_token.get_secret_value()
-    events = parse_status_callback(provider=provider, auth_token=token, url=url, headers=headers, body=body)
-    with runtime.engine.begin() as conn:
-        return apply_events(conn, events, runtime.clock.now())
+    provider = attempt["provider"] if attempt and str(attempt["provider"]).startswith("twilio") else "twilio_sms"
+    settings = delivery or load_delivery_settings()
+    # Signed over the status URL the account was given (HERALD_TWILIO_STATUS_CALLBACK_URL may differ).
+    public = twilio_settings(runtime, settings).status_callback_url
+    return _parse_and_apply(runtime, settings, provider, public, query, headers, body)
 
 
-def apply_events(conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.datetime) -> int:
+def apply_events(
+    conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.datetime, *, soft_bounce_limit: int = 3
+) -> int:
     """Each event once (a unique key, not a check); a replayed callback changes nothing."""
     applied = 0
     for event in events:
@@ -54,7 +100,34 @@ def apply_events(conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.d
         applied += 1
         if attempt is not None:
             _apply(conn, event, attempt, now)
+            if event.outcome is not None:
+                _report(conn, event, event.outcome, attempt, now, soft_bounce_limit)
     return applied
+
+
+def _report(
+    conn: sa.Connection,
+    event: ProviderEvent,
+    outcome: ProviderOutcome,
+    attempt: Mapping[str, Any],
+    now: dt.datetime,
+    soft_bounce_limit: int,
+) -> None:
+    row = ledger.get_message(conn, attempt["message_id"])
+    if row is None:
+        return
+    outcomes.record_outcome(
+        conn,
+        outcome,
+        person_id=int(row["person_id"]),
+        channel=attempt["channel"],
+        address=row["addresses"].get(attempt["channel"]),
+        message_id=int(row["id"]),
+        provider=event.provider,
+        reference=attempt["reference"],
+        soft_bounce_limit=soft_bounce_limit,
+        now=now,
+    )
 
 
 def _record(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any] | None, now: dt.datetime) -> bool:

@@ -32,14 +32,17 @@ from herald.channels.base import (
 from herald.channels.registry import ChannelRegistry
 from herald.consent.ledger import load_events
 from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
-from herald.consent.policy import ConsentEvent, can_contact
+from herald.consent.policy import ConsentEvent, suppression_reason
 from herald.db.runtime import Runtime
-from herald.delivery import breaker, ledger
+from herald.db.delivery_tables import messages
+from herald.db.event_log import append_event
+from herald.delivery import breaker, ledger, outcomes
 from herald.delivery.bootstrap import Providers, build_registry
 from herald.delivery.failover import Block, Decision, Outcome, RetryPolicy, after_attempt, choose_channel, next_channel
 from herald.delivery.planner import consent_purpose, keep_zones_loaded
 from herald.delivery.reconcile import AcceptanceLog, MessageIds, Reconciled, can_reconcile, reconcile, reconcile_relay
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
+from herald.delivery.throttle import Throttle
 from herald.schedule.quiet_hours import (
     QuietHoursApplied,
     QuietHoursPolicy,
@@ -113,8 +116,10 @@ class Deliverer:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         relay_logs: Mapping[str, AcceptanceLog] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.runtime = runtime
+        self.throttle = throttle or Throttle()
         self.registry = registry
         self.relay_logs = dict(relay_logs or {})
         self.delivery = delivery or load_delivery_settings()
@@ -272,9 +277,9 @@ class Deliverer:
         now: dt.datetime,
     ) -> Block | None:
         if channel in CONSENT_CHANNELS:
-            verdict = can_contact(events, channel, consent_purpose(row["message_class"]))
-            if not verdict.allowed:
-                return Block(f"no_consent:{verdict.state}")
+            refused = suppression_reason(events, channel, consent_purpose(row["message_class"]))
+            if refused is not None:
+                return Block(refused)
         found = self.registry.for_channel(Channel(channel))
         if not found:
             return Block("no_provider")
@@ -298,6 +303,10 @@ class Deliverer:
         async def run(job: Job) -> None:
             async with gate:
                 try:
+                    if job.kind == "send":
+                        # A declared rate limit: wait for this provider's token before the lease check, so
+                        # a long wait makes the send late (given back) rather than risking the lease.
+                        await self.throttle.acquire(job.provider)
                     if job.kind == "send" and time.monotonic() > job.send_before:
                         job.late = True  # the lease is half spent: leave it to the next claim
                     else:
@@ -371,6 +380,46 @@ class Deliverer:
             else:
                 completions.append(self._after_send(conn, job, now))
         ledger.complete(conn, completions, now)
+        self._report(conn, jobs, completions, now)
+
+    def _report(
+        self, conn: sa.Connection, jobs: Sequence[Job], completions: Sequence[ledger.Completion], now: dt.datetime
+    ) -> None:
+        """Event log and suppression for the completions that took effect (a stale one reports nothing)."""
+        ids = [c.message_id for c in completions]
+        current = {
+            r.id: (r.lease_token, r.status)
+            for r in conn.execute(
+                sa.select(messages.c.id, messages.c.lease_token, messages.c.status).where(messages.c.id.in_(ids))
+            )
+        }
+        for job, done in zip(jobs, completions, strict=True):
+            if job.late or current.get(done.message_id) != (done.token, done.values["status"]):
+                continue
+            row, channel = job.claim.row, job.attempt["channel"]
+            person_id, message_id = int(row["person_id"]), int(row["id"])
+            if done.values["status"] == "sent":
+                data = {"provider": job.provider.name, "reference": job.attempt["reference"]}
+                outcomes.record_sent(
+                    conn, person_id=person_id, channel=channel, message_id=message_id, data=data, now=now
+                )
+            found = job.error.outcome if job.error is not None else None
+            if found is not None:
+                outcomes.record_outcome(
+                    conn,
+                    found,
+                    person_id=person_id,
+                    channel=channel,
+                    address=row["addresses"].get(channel),
+                    message_id=message_id,
+                    provider=job.provider.name,
+                    reference=job.attempt["reference"],
+                    soft_bounce_limit=self.delivery.soft_bounce_limit,
+                    now=now,
+                )
+            if done.values["status"] == "failed":
+                data = {"reason": done.values.get("last_error")}
+                append_event(conn, "failed", at=now, person_id=person_id, channel=channel, message_id=message_id, data=data)
 
     def _after_send(self, conn: sa.Connection, job: Job, now: dt.datetime) -> ledger.Completion:
         row, attempt, error = job.claim.row, job.attempt, job.error
