@@ -107,4 +107,3 @@ def suppress_address(
     `details` keeps the evidence: the address, the SMTP reply or the provider's error code.
     """
     record_events(conn, [event_row(person_id, channel, ALL_PURPOSES, kind, source=source, now=now, note=details)])
-

@@ -64,11 +64,11 @@ def record_outcome(
         kind, source = _SUPPRESSION[outcome.kind]
         suppress_address(conn, person_id, channel, kind, source=source, details=evidence[:2000], now=now)
         return kind
-    if outcome.kind is OutcomeKind.BOUNCED and outcome.severity is Severity.SOFT:
-        if soft_bounces_in_a_row(conn, person_id, channel) >= soft_bounce_limit:
-            details = f"{evidence} [{soft_bounce_limit} soft bounces in a row]"
-            suppress_address(conn, person_id, channel, "suppressed", source=BOUNCE_SOURCE, details=details[:2000], now=now)
-            return "suppressed"
+    soft = outcome.kind is OutcomeKind.BOUNCED and outcome.severity is Severity.SOFT
+    if soft and soft_bounces_in_a_row(conn, person_id, channel) >= soft_bounce_limit:
+        details = f"{evidence} [{soft_bounce_limit} soft bounces in a row]"
+        suppress_address(conn, person_id, channel, "suppressed", source=BOUNCE_SOURCE, details=details[:2000], now=now)
+        return "suppressed"
     return None
 
 

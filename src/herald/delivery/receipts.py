@@ -55,7 +55,9 @@ def record_callback(
 
     UnknownProviderError when no adapter has that name."""
     settings = delivery or load_delivery_settings()
-    return _parse_and_apply(runtime, settings, provider, public_url(runtime.settings, settings) + path, query, headers, body)
+    return _parse_and_apply(
+        runtime, settings, provider, public_url(runtime.settings, settings) + path, query, headers, body
+    )
 
 
 def _parse_and_apply(
@@ -153,58 +155,49 @@ def _record(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any
 
 def _apply(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any], now: dt.datetime) -> None:
     pid = {"provider_message_id": event.provider_message_id} if event.provider_message_id else {}
+    kind: ledger.ReceiptKind
     if event.kind in _DONE:
-        # Delivered anywhere ends the plan, even for an earlier channel after a failover.
         ledger.advance_attempt(conn, attempt["id"], "delivered", pid, now=now)
-        ledger.advance_message(conn, attempt["message_id"], "delivered", {"delivered_at": now}, now=now)
+        kind, extra = "delivered", {"delivered_at": now}
     elif event.kind == EventKind.SENT:
         ledger.advance_attempt(conn, attempt["id"], "sent", pid, now=now)
-        _current_only(conn, attempt, ("unknown",), {"status": "sent", "status_rank": ledger.rank("sent")}, now)
+        kind, extra = "sent", {}
     elif event.kind in _DEAD:
         values = {**pid, "error_code": event.error_code, "note": f"receipt:{event.kind.value}"}
-        if ledger.advance_attempt(conn, attempt["id"], "failed", values, now=now):
-            _fail_over(conn, attempt, event, now)
+        if not ledger.advance_attempt(conn, attempt["id"], "failed", values, now=now):
+            return
+        kind, extra = "failed", {}
+    else:
+        return
+    found = ledger.get_message(conn, attempt["message_id"])
+    if found is None:
+        return
+    row = ledger.LedgerRow.of(found)
+    reason = f"receipt:{event.kind.value}:{event.error_code or ''}".rstrip(":")
+    change = ledger.receipt(row, attempt["id"], kind, reason=reason, now=now)
+    if change is not None:
+        _compare_and_set(conn, row, change, extra, now)
 
 
-def _current_only(
-    conn: sa.Connection,
-    attempt: Mapping[str, Any],
-    statuses: Sequence[str],
-    values: Mapping[str, Any],
-    now: dt.datetime,
+def _compare_and_set(
+    conn: sa.Connection, row: ledger.LedgerRow, change: ledger.Change, extra: Mapping[str, Any], now: dt.datetime
 ) -> bool:
+    """Write the change only if the row is still as the transition saw it (status and current attempt), so a
+    concurrent worker or receipt in between makes this one a no-op rather than a lost update."""
+    values = {**change.row_values(), "status_rank": ledger.rank(change.status), **extra}
     result = conn.execute(
         sa.update(messages)
         .where(
-            messages.c.id == attempt["message_id"],
-            messages.c.current_attempt_id == attempt["id"],
-            messages.c.status.in_(list(statuses)),
+            messages.c.id == row.id,
+            messages.c.status == row.status.value,
+            messages.c.lease_token == row.lease_token,
+            _same_attempt(row.current_attempt_id),
         )
         .values({**values, "lease_until": None, "updated_at": now})
     )
     return result.rowcount == 1
 
 
-def _fail_over(conn: sa.Connection, attempt: Mapping[str, Any], event: ProviderEvent, now: dt.datetime) -> None:
-    """A definitive failure receipt for the row's current attempt moves the plan to its next channel.
-
-    The only backward move a receipt makes (sent → queued), and only by compare-and-set on the current
-    attempt, so a receipt for an older attempt cannot disturb the channel now in use.
-    """
-    row = ledger.get_message(conn, attempt["message_id"])
-    if row is None:
-        return
-    reason = f"receipt:{event.kind.value}:{event.error_code or ''}".rstrip(":")
-    skips = [*row["skips"], {"channel": attempt["channel"], "reason": reason, "at": now.isoformat()}]
-    if row["plan_index"] + 1 < len(row["channels"]):
-        values: dict[str, Any] = {
-            "status": "queued",
-            "status_rank": ledger.rank("queued"),
-            "plan_index": row["plan_index"] + 1,
-            "retries": 0,
-            "available_at": now,
-            "skips": skips,
-        }
-    else:
-        values = {"status": "failed", "status_rank": ledger.rank("failed"), "skips": skips, "last_error": reason}
-    _current_only(conn, attempt, ("sent", "unknown"), values, now)
+def _same_attempt(attempt_id: int | None) -> sa.ColumnElement[bool]:
+    column = messages.c.current_attempt_id
+    return column.is_(None) if attempt_id is None else column == attempt_id

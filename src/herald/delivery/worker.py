@@ -33,12 +33,12 @@ from herald.channels.registry import ChannelRegistry
 from herald.consent.ledger import load_events
 from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
 from herald.consent.policy import ConsentEvent, suppression_reason
-from herald.db.runtime import Runtime
 from herald.db.delivery_tables import messages
 from herald.db.event_log import append_event
+from herald.db.runtime import Runtime
 from herald.delivery import breaker, ledger, outcomes
 from herald.delivery.bootstrap import Providers, build_registry
-from herald.delivery.failover import Block, Decision, Outcome, RetryPolicy, after_attempt, choose_channel, next_channel
+from herald.delivery.failover import Block, Decision, Outcome, RetryPolicy, after_attempt, choose_channel
 from herald.delivery.planner import consent_purpose, keep_zones_loaded
 from herald.delivery.reconcile import AcceptanceLog, MessageIds, Reconciled, can_reconcile, reconcile, reconcile_relay
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
@@ -419,7 +419,9 @@ class Deliverer:
                 )
             if done.values["status"] == "failed":
                 data = {"reason": done.values.get("last_error")}
-                append_event(conn, "failed", at=now, person_id=person_id, channel=channel, message_id=message_id, data=data)
+                append_event(
+                    conn, "failed", at=now, person_id=person_id, channel=channel, message_id=message_id, data=data
+                )
 
     def _after_send(self, conn: sa.Connection, job: Job, now: dt.datetime) -> ledger.Completion:
         row, attempt, error = job.claim.row, job.attempt, job.error
@@ -478,37 +480,51 @@ class Deliverer:
         note = f"reconciled:{found.verdict}"
         if found.verdict != "pending":
             log.info("attempt %s (%s): %s, %s", attempt["reference"], job.origin, note, found.detail)
-        if found.verdict == "found":
-            values = {"status": "sent", "provider_message_id": found.provider_message_id, "note": note}
-            return _done(
-                job.claim,
-                "sent",
-                attempt_id=attempt["id"],
-                attempt_values={**values, "finished_at": now},
-                sent_at=now,
-                provider=job.provider.name,
-                provider_message_id=found.provider_message_id,
-            )
-        if found.verdict == "dead":
-            row = job.claim.row
-            decision = next_channel(row["plan_index"], len(row["channels"]), now, f"provider_status:{found.status}")
-            dead: dict[str, Any] = {"status": "failed", "provider_message_id": found.provider_message_id, "note": note}
-            return _decided(job.claim, decision, attempt["id"], {**dead, "finished_at": now}, note, now)
-        if found.verdict == "never_accepted":
-            # The relay's own record says it never took this attempt: a new attempt cannot make a second copy.
-            retry: dict[str, Any] = {"status": "retry", "note": note, "finished_at": now}
-            return _done(job.claim, "retry_wait", attempt_id=attempt["id"], attempt_values=retry, available_at=now)
-        if found.verdict == "pending":
-            assert found.retry_at is not None
-            return _done(job.claim, "unknown", available_at=max(now, found.retry_at), last_error=note)
         age = now - attempt["started_at"]
         expired = age >= dt.timedelta(seconds=self.delivery.unknown_deadline_seconds)
-        if found.verdict == "absent" and (job.origin == "crashed" or expired):
+        if found.verdict == "pending":
+            assert found.retry_at is not None
+            retry_at, said = max(now, found.retry_at), note
+        else:
+            retry_at = now + dt.timedelta(seconds=max(1.0, self.delivery.reconcile_delay_seconds))
+            said = note + " " + found.detail
+        change = ledger.reconcile(
+            ledger.LedgerRow.of(job.claim.row),
+            job.claim.token,
+            found.verdict,
+            now=now,
+            retry_at=retry_at,
             # Nothing was created: the request never reached the provider, so a new attempt is safe.
-            absent: dict[str, Any] = {"status": "retry", "note": note, "finished_at": now}
-            return _done(job.claim, "retry_wait", attempt_id=attempt["id"], attempt_values=absent, available_at=now)
-        delay = dt.timedelta(seconds=max(1.0, self.delivery.reconcile_delay_seconds))
-        return _done(job.claim, "unknown", available_at=now + delay, last_error=note + " " + found.detail)
+            may_resubmit=job.origin == "crashed" or expired,
+            note=said if found.verdict not in ("dead",) else note,
+            reason=f"provider_status:{found.status}",
+        )
+        assert change is not None  # the claim's own row, still held
+        attempt_values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        if change.status is ledger.Status.SENT:
+            attempt_values = {"status": "sent", "provider_message_id": found.provider_message_id, "note": note}
+            extra = {"sent_at": now, "provider": job.provider.name, "provider_message_id": found.provider_message_id}
+        elif found.verdict == "dead":
+            attempt_values = {"status": "failed", "provider_message_id": found.provider_message_id, "note": note}
+        elif change.status is ledger.Status.RETRY_WAIT:
+            # The relay's own record (or the provider's) says it never took this attempt.
+            attempt_values = {"status": "retry", "note": note}
+        if not attempt_values:
+            return _changed(job.claim, change)
+        return _changed(job.claim, change, attempt["id"], {**attempt_values, "finished_at": now}, **extra)
+
+
+def _changed(
+    claimed: ledger.Claim,
+    change: ledger.Change,
+    attempt_id: int | None = None,
+    attempt_values: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> ledger.Completion:
+    """A transition's change as the fenced completion the ledger applies."""
+    values = {**change.row_values(), **extra}
+    return ledger.Completion(claimed.id, claimed.token, values, attempt_id, attempt_values or {})
 
 
 def _done(
@@ -530,21 +546,9 @@ def _decided(
     detail: str,
     now: dt.datetime,
 ) -> ledger.Completion:
-    row = claimed.row
-    common = {"plan_index": decision.plan_index, "retries": decision.retries, "last_error": detail}
-    if decision.action == "retry":
-        return _done(
-            claimed, "retry_wait", attempt_id=attempt_id, attempt_values=attempt_values,
-            available_at=decision.available_at, **common,
-        )  # fmt: skip
-    channel = row["channels"][row["plan_index"]]
-    skips = [*row["skips"], {"channel": channel, "reason": decision.reason, "at": now.isoformat()}]
-    if decision.action == "advance":
-        return _done(
-            claimed, "queued", attempt_id=attempt_id, attempt_values=attempt_values,
-            available_at=decision.available_at, skips=skips, **common,
-        )  # fmt: skip
-    return _done(claimed, "failed", attempt_id=attempt_id, attempt_values=attempt_values, skips=skips, **common)
+    change = ledger.outcome(ledger.LedgerRow.of(claimed.row), claimed.token, decision, detail=detail, now=now)
+    assert change is not None  # the claim's own row, still held
+    return _changed(claimed, change, attempt_id, attempt_values)
 
 
 def _late(job: Job, now: dt.datetime) -> ledger.Completion:
