@@ -94,29 +94,6 @@ async def test_a_550_at_rcpt_suppresses_the_address_and_a_later_message_makes_no
     assert "bounced permanently" in describe_reason(later["skips"][0]["reason"])
 
 
-async def test_a_soft_bounce_does_not_suppress_until_the_limit(runtime: Runtime, api: TestClient) -> None:
-    from herald.channels.base import OutcomeKind, ProviderOutcome, Severity
-    from herald.delivery import outcomes
-
-    first = _send(api, email="soft@example.com", channels=["email"], content={"email": {"subject": "s", "text": "t"}})
-    person_id = _detail(api, first["id"])["person_id"]
-    soft = ProviderOutcome(OutcomeKind.BOUNCED, Severity.SOFT, code="452 4.2.2", detail="mailbox full")
-    written = []
-    with runtime.engine.begin() as conn:
-        for _ in range(3):
-            written.append(
-                outcomes.record_outcome(
-                    conn, soft, person_id=person_id, channel="email", address="soft@example.com",
-                    message_id=first["id"], provider="smtp", reference=None, soft_bounce_limit=3, now=runtime.clock.now(),
-                )
-            )  # fmt: skip
-    assert written == [None, None, "suppressed"]
-    [row] = _consent_rows(runtime, person_id)
-    assert (row["kind"], row["source"], row["purpose"]) == ("suppressed", "bounce", "all")
-    later = _send(api, email="soft@example.com", channels=["email"], content={"email": {"subject": "s", "text": "t"}})
-    assert [s["reason"] for s in _detail(api, later["id"])["skips"]] == ["suppressed:soft_bounces"]
-
-
 @pytest.fixture
 async def sim(clock: FrozenClock) -> AsyncIterator[SimulatorServer]:
     async with SimulatorServer(SimulatorConfig(TOKEN, callback_delay_seconds=0.01), clock=clock) as server:

@@ -97,6 +97,29 @@ async def test_an_undelivered_unknown_handset_suppresses_the_number(
     assert api.get(f"/api/messages/{later}").json()["skips"][0]["reason"] == "suppressed:hard_bounce"
 
 
+async def test_soft_bounces_suppress_after_the_configured_count(
+    runtime: Runtime, api: TestClient, deliverer: Deliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HERALD_SOFT_BOUNCE_LIMIT", "2")
+    person_id = None
+    for round_ in range(2):
+        message_id = _send(api, "+12125550183")
+        assert await deliverer.run_pass() == 1
+        detail = api.get(f"/api/messages/{message_id}").json()
+        person_id = detail["person_id"]
+        assert detail["status"] == "sent", (round_, detail)  # not suppressed before the count is reached
+        [attempt] = detail["attempts"]
+        # 30003: the handset is unreachable for now: a soft bounce.
+        assert _hook(api, runtime, "twilio_sms", attempt, "undelivered", ErrorCode="30003") == 204
+    with runtime.engine.connect() as conn:
+        rows = list(conn.execute(sa.select(consent_events).where(consent_events.c.person_id == person_id)))
+    assert [(r.kind, r.source, r.purpose) for r in rows] == [("suppressed", "bounce", "all")]
+    assert "2 soft bounces in a row" in rows[0].note
+    later = _send(api, "+12125550183")
+    assert await deliverer.run_pass() == 0
+    assert api.get(f"/api/messages/{later}").json()["skips"][0]["reason"] == "suppressed:soft_bounces"
+
+
 def test_unknown_providers_and_unsigned_callbacks_are_refused(api: TestClient) -> None:
     missing = api.post("/hooks/nosuchprovider", content=b"x=1")
     assert missing.status_code == 404

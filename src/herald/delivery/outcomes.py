@@ -19,8 +19,9 @@ _SUPPRESSION: dict[OutcomeKind, tuple[str, str]] = {
     OutcomeKind.COMPLAINED: ("complained", COMPLAINT_SOURCE),
     OutcomeKind.OPTED_OUT: ("unsubscribed", OPT_OUT_SOURCE),
 }
-# Kinds that end a run of soft bounces: the address took a message since.
-_SUCCESS = ("sent", "delivered")
+# What ends a run of soft bounces: the address took a message since. "sent" does not: a provider or relay
+# accepting a message says nothing yet about the address (its soft bounce may still come back).
+_SUCCESS = ("delivered",)
 
 
 def record_sent(
@@ -73,7 +74,7 @@ def record_outcome(
 
 
 def soft_bounces_in_a_row(conn: sa.Connection, person_id: int, channel: str) -> int:
-    """Soft bounces on this person's channel since the last message it took (newest first, stops there)."""
+    """Soft bounces on this person's channel since the last message delivered to it (newest first)."""
     rows = conn.execute(
         sa.select(events.c.kind, events.c.data)
         .where(
