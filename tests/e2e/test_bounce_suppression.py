@@ -24,6 +24,7 @@ from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer
 from tests.e2e.twilio_support import TOKEN, settings_for
 from tests.helpers import postfix_address
+from tests.integration.test_messages_pages import sign_in
 
 SETTINGS = DeliverySettings(delivery_max_retries=0, soft_bounce_limit=3)
 
@@ -63,7 +64,7 @@ async def smtp_deliverer(runtime: Runtime) -> AsyncIterator[Deliverer]:
 
 
 async def test_a_550_at_rcpt_suppresses_the_address_and_a_later_message_makes_no_attempt(
-    runtime: Runtime, api: TestClient, smtp_deliverer: Deliverer
+    runtime: Runtime, api: TestClient, smtp_deliverer: Deliverer, clock: FrozenClock
 ) -> None:
     address = f"nobody-{uuid.uuid4().hex[:8]}@localhost.localdomain"  # postfix: 550 5.1.1 user unknown
     content = {"email": {"subject": "Your receipt", "text": "Thanks."}}
@@ -92,6 +93,9 @@ async def test_a_550_at_rcpt_suppresses_the_address_and_a_later_message_makes_no
     assert later["status"] == "held"
     assert [(s["channel"], s["reason"]) for s in later["skips"]] == [("email", "suppressed:hard_bounce")]
     assert "bounced permanently" in describe_reason(later["skips"][0]["reason"])
+    page = sign_in(runtime, clock, "marketer").get(f"/messages/{second['id']}")
+    assert page.status_code == 200
+    assert "bounced permanently" in page.text  # the message page says why, in words
 
 
 @pytest.fixture

@@ -73,6 +73,8 @@ _SUPPRESSED: dict[str, str] = {
 
 
 def _suppressed(rest: str) -> str:
+    if not rest:  # a hold: every channel in the plan was suppressed
+        return "Every channel's address is suppressed (a bounce, a complaint or an opt-out); see each skip."
     return f"Not sent on this channel: {_SUPPRESSED.get(rest, rest)}. The consent history has the evidence."
 
 
