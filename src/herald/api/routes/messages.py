@@ -140,7 +140,7 @@ async def twilio_status(request: Request, runtime: RuntimeDep) -> Response:
 
 @hooks.post("/hooks/{provider}", status_code=204, responses=error_responses(404))
 async def provider_callback(
-    provider: Annotated[str, Path(max_length=64)], request: Request, runtime: RuntimeDep
+    provider: Annotated[Text, Path(max_length=64)], request: Request, runtime: RuntimeDep
 ) -> Response:
     """Any provider's callbacks: the registry finds the adapter by name, its `parse_callback` verifies the
     signature (403 if wrong) and says what happened; the outcome is applied once."""
