@@ -57,6 +57,38 @@ class EventKind(StrEnum):
     ANSWERED = "answered"
 
 
+class OutcomeKind(StrEnum):
+    """What a provider finally said about one attempt, in the words the delivery core acts on."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # this attempt failed; nothing is known against the address
+    BOUNCED = "bounced"  # the address itself refused it (see Severity)
+    COMPLAINED = "complained"  # the recipient marked it as spam
+    OPTED_OUT = "opted_out"  # the recipient opted out at the provider (e.g. replied STOP)
+
+
+class Severity(StrEnum):
+    HARD = "hard"  # permanent: the address must never be tried again
+    SOFT = "soft"  # transient at the address (mailbox full, handset off): suppress after a count
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOutcome:
+    """A typed outcome an adapter returns; `detail` keeps the provider's own words (SMTP reply, error code)."""
+
+    kind: OutcomeKind
+    severity: Severity | None = None  # only for BOUNCED
+    code: str | None = None
+    detail: str = ""
+
+    @property
+    def suppresses(self) -> bool:
+        """Whether this outcome alone closes the address on its channel (a soft bounce only counts)."""
+        if self.kind is OutcomeKind.BOUNCED:
+            return self.severity is Severity.HARD
+        return self.kind in (OutcomeKind.COMPLAINED, OutcomeKind.OPTED_OUT)
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderEvent:
     """A provider callback normalised into our closed vocabulary; the raw payload is kept."""
@@ -68,11 +100,17 @@ class ProviderEvent:
     occurred_at: dt.datetime | None
     error_code: str | None = None
     raw: bytes = b""
+    outcome: ProviderOutcome | None = None  # set by the adapter when the event says something about the address
 
 
 class ChannelProvider(Protocol):
     name: str
     channel: Channel
+
+    @property
+    def rate_limit_per_second(self) -> float | None:
+        """Messages per second the account accepts; None = none declared. The worker enforces it."""
+        ...
 
     async def send(self, message: RenderedMessage) -> Receipt:
         """Submit once. Raise only DeliveryError subclasses (translate foreign errors with `from exc`)."""
@@ -86,10 +124,14 @@ class ChannelProvider(Protocol):
 class DeliveryError(Exception):
     """Base of the delivery error tree (ARCHITECTURE.md §2 rule 4)."""
 
-    def __init__(self, message: str, *, provider: str = "", code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str = "", code: str | None = None, outcome: ProviderOutcome | None = None
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.code = code  # provider's own error/status code, e.g. Twilio 21211 or SMTP 550
+        # What the adapter concluded about the address (a bounce, an opt-out), if anything.
+        self.outcome = outcome
 
 
 class ProviderFailure(DeliveryError):

@@ -67,6 +67,7 @@ class MaildirEmailProvider:
     """Deliver each message as one file in `root/new/`, so `make run` needs no mail server."""
 
     channel = Channel.EMAIL
+    rate_limit_per_second: float | None = None  # no declared limit
 
     def __init__(
         self, root: Path, clock: Clock, *, default_sender: str = "herald@localhost", name: str = "maildir"

@@ -16,12 +16,15 @@ from herald.channels.base import (
     Channel,
     DeliveryError,
     MessageRejected,
+    OutcomeKind,
     OutcomeUnknown,
     ProviderEvent,
     ProviderFailure,
+    ProviderOutcome,
     RateLimited,
     Receipt,
     RenderedMessage,
+    Severity,
     SignatureError,
 )
 from herald.channels.mime import BuiltEmail, build_email, parse_mailbox
@@ -33,6 +36,10 @@ _RATE_WORDS = re.compile(
     r"rate.?limit|too many (?:connections|messages|mails|sessions|requests)|throttl|greylist|slow down",
     re.IGNORECASE,
 )
+# RFC 3463 enhanced status code at the start of the reply text: class.subject.detail.
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+# Subjects that are about the recipient's address or mailbox (RFC 3463 §3.2, §3.3), not our content or policy.
+_ADDRESS_SUBJECTS = {"1", "2"}
 _DELAY = re.compile(r"(\d+)\s*(seconds?|secs?|s|minutes?|mins?)\b", re.IGNORECASE)
 # Errors that leave nothing submitted: the socket failed before DATA was answered with 354.
 _TRANSPORT_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError)
@@ -113,24 +120,49 @@ def _retry_after(text: str) -> float | None:
     return seconds * 60 if match.group(2).lower().startswith("m") else seconds
 
 
+def bounce_of(code: int, text: str, *, stage: str) -> ProviderOutcome | None:
+    """The bounce a refusing reply means for the recipient's address, if any.
+
+    Hard: a 5xx at RCPT or DATA whose enhanced code is permanent and about the address or mailbox
+    (5.1.x bad address, 5.2.x mailbox disabled), except 5.2.2 "mailbox full", which is soft.
+    Soft: a 4xx at RCPT or DATA about the mailbox (4.2.x, 4.1.x) and a 552 5.2.2. Content, policy and
+    rate refusals (5.7.x, 4.7.x, no enhanced code) say nothing about the address and never suppress it.
+    """
+    match = _ENHANCED.match(text)
+    if stage not in {"rcpt", "data"} or match is None:
+        return None
+    klass, subject, detail_code = match.groups()
+    enhanced = f"{klass}.{subject}.{detail_code}"
+    if subject not in _ADDRESS_SUBJECTS or _RATE_WORDS.search(text):
+        return None
+    said = f"{code} {text}".strip()
+    if 500 <= code < 600 and klass == "5" and enhanced != "5.2.2":
+        return ProviderOutcome(OutcomeKind.BOUNCED, Severity.HARD, code=f"{code} {enhanced}", detail=said)
+    if 400 <= code < 600 and klass in {"4", "5"}:
+        return ProviderOutcome(OutcomeKind.BOUNCED, Severity.SOFT, code=f"{code} {enhanced}", detail=said)
+    return None
+
+
 def classify_reply(code: int, text: str, *, stage: str, provider: str) -> DeliveryError:
     """Map a refusing SMTP reply to the delivery error tree (RFC 5321 §4.2.1, WIRE-FORMATS.md §7)."""
     detail = f"SMTP {stage} refused: {code} {text}".strip()
+    bounce = bounce_of(code, text, stage=stage)
     transient = 400 <= code < 500 or (stage == "rcpt" and code == 552)  # §4.5.3.1.10: 552 on RCPT is 452
     if transient and _RATE_WORDS.search(text):
         return RateLimited(detail, retry_after=_retry_after(text), provider=provider, code=str(code))
     if transient or not 500 <= code < 600:
-        return ProviderFailure(detail, provider=provider, code=str(code))
+        return ProviderFailure(detail, provider=provider, code=str(code), outcome=bounce)
     if stage in {"connect", "mail"}:
         # A refused session or sender is about our account or configuration, not this recipient.
         return ProviderFailure(detail, provider=provider, code=str(code))
-    return MessageRejected(detail, provider=provider, code=str(code))
+    return MessageRejected(detail, provider=provider, code=str(code), outcome=bounce)
 
 
 class SmtpEmailProvider:
     """Send e-mail through an SMTP relay, reusing up to `pool_size` connections."""
 
     channel = Channel.EMAIL
+    rate_limit_per_second: float | None = None  # no declared limit
 
     def __init__(self, config: SmtpConfig, clock: Clock, *, name: str = "smtp") -> None:
         if config.pool_size < 1:

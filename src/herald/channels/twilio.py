@@ -52,7 +52,8 @@ class _TwilioProvider:
     channel: Channel
     resource: ClassVar[str]  # "Messages" or "Calls"
     capabilities: ClassVar[frozenset[str]]
-    rate_limit_per_second: ClassVar[float] = 1.0  # a long code's default; raise it for short codes/services
+    # A long code's rate; raise it for short codes/services. Enforced per worker process (delivery/throttle.py).
+    rate_limit_per_second: float | None = 1.0
     required_settings: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token", "status_callback_url")
 
     def __init__(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from herald.channels.base import EventKind, ProviderEvent, SignatureError
+from herald.channels.base import EventKind, OutcomeKind, ProviderEvent, ProviderOutcome, SignatureError
 from herald.channels.twilio_client import parse_rfc2822
+from herald.channels.twilio_errors import outcome_for_code
 from herald.channels.twilio_signature import SIGNATURE_HEADER, body_sha256_matches, is_valid_signature
 
 REFERENCE_PARAM = "hub_msg"  # our reference rides in the signed StatusCallback URL (WIRE-FORMATS §1)
@@ -85,5 +86,14 @@ def parse_status_callback(
         occurred_at=occurred,
         error_code=fields.get("ErrorCode") or None,
         raw=body,
+        outcome=_outcome(kind, fields.get("ErrorCode") or None),
     )
     return (event,)
+
+
+def _outcome(kind: EventKind, error_code: str | None) -> ProviderOutcome | None:
+    if kind in (EventKind.DELIVERED, EventKind.READ, EventKind.ANSWERED):
+        return ProviderOutcome(OutcomeKind.DELIVERED)
+    if kind in (EventKind.UNDELIVERED, EventKind.FAILED):
+        return outcome_for_code(error_code) or ProviderOutcome(OutcomeKind.FAILED, code=error_code)
+    return None

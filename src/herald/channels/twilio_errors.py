@@ -12,9 +12,12 @@ import httpx
 from herald.channels.base import (
     DeliveryError,
     MessageRejected,
+    OutcomeKind,
     OutcomeUnknown,
     ProviderFailure,
+    ProviderOutcome,
     RateLimited,
+    Severity,
 )
 
 
@@ -53,6 +56,29 @@ ERROR_CODES: dict[int, tuple[Disposition, str]] = {
 
 # Recipient, content and reachability problems: this provider will never take the message as it is.
 _REJECTING = {Disposition.REJECT_RECIPIENT, Disposition.FAIL_OVER, Disposition.RESEND_AS_TEMPLATE}
+
+
+# What an error code says about the address itself (item 4 of issue #9): an invalid or unreachable number
+# is a hard bounce, a handset that is off or unknown to the carrier for now a soft one, STOP an opt-out.
+_HARD_BOUNCES = {21211, 21614, 30005, 30006, 63024}
+_SOFT_BOUNCES = {30003}
+_OPT_OUTS = {21610}
+
+
+def outcome_for_code(code: int | str | None, detail: str = "") -> ProviderOutcome | None:
+    """The typed outcome a Twilio error code means for the recipient's address, or None."""
+    try:
+        number = int(code) if code is not None else None
+    except ValueError:
+        return None
+    said = detail or (ERROR_CODES[number][1] if number in ERROR_CODES else "")
+    if number in _HARD_BOUNCES:
+        return ProviderOutcome(OutcomeKind.BOUNCED, Severity.HARD, code=str(number), detail=said)
+    if number in _SOFT_BOUNCES:
+        return ProviderOutcome(OutcomeKind.BOUNCED, Severity.SOFT, code=str(number), detail=said)
+    if number in _OPT_OUTS:
+        return ProviderOutcome(OutcomeKind.OPTED_OUT, code=str(number), detail=said)
+    return None
 
 
 def disposition(code: int | str | None) -> Disposition | None:
@@ -104,7 +130,7 @@ def error_for_response(response: httpx.Response, *, provider: str, now: dt.datet
     if status >= 500:
         return ProviderFailure(message, provider=provider, code=code or str(status))
     if disposition(code) in _REJECTING:
-        return MessageRejected(message, provider=provider, code=code)
+        return MessageRejected(message, provider=provider, code=code, outcome=outcome_for_code(code, text))
     # Credentials, account, sender configuration, and codes we do not know: a person must look at it,
     # and the recipient must not be blamed (no suppression, no channel failover on a guess).
     return ProviderFailure(message, provider=provider, code=code or str(status))

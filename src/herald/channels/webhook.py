@@ -138,6 +138,7 @@ class SignedWebhookProvider:
     """POST `message.body` (JSON) to `message.to`, signed per Standard Webhooks, to checked addresses only."""
 
     channel = Channel.WEBHOOK
+    rate_limit_per_second: float | None = None  # no declared limit
 
     def __init__(self, config: WebhookConfig, clock: Clock, *, name: str = "webhook") -> None:
         if not config.secrets:

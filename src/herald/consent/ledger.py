@@ -140,3 +140,21 @@ def delete_batch_events(conn: sa.Connection, batch_id: int) -> None:
 def delete_people_events(conn: sa.Connection, person_ids: sa.Select[tuple[int]]) -> None:
     """Remove the events of people about to be deleted; `person_ids` is a subquery, not a list (bind limits)."""
     conn.execute(consent_events.delete().where(consent_events.c.person_id.in_(person_ids)))
+
+
+def suppress_address(
+    conn: sa.Connection,
+    person_id: int,
+    channel: str,
+    kind: str,
+    *,
+    source: str,
+    details: str,
+    now: dt.datetime,
+) -> None:
+    """Close one person's address on one channel for every purpose, in the caller's transaction.
+
+    An append-only event like any other (so an explicit re-subscription is still the only way back);
+    `details` keeps the evidence: the address, the SMTP reply or the provider's error code.
+    """
+    record_events(conn, [event_row(person_id, channel, ALL_PURPOSES, kind, source=source, now=now, note=details)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from herald.core.channels import CONSENT_CHANNELS
@@ -68,3 +68,27 @@ def can_contact(events: Iterable[ConsentEvent], channel: str, purpose: str) -> V
     if purpose == "transactional":
         return Verdict(True, state, "transactional messages need no marketing consent")
     return Verdict(False, state, f"no marketing consent on {channel}")
+
+
+# Provenance of suppressions the delivery core writes: the `source` column says which kind of evidence.
+BOUNCE_SOURCE = "bounce"
+COMPLAINT_SOURCE = "complaint"
+OPT_OUT_SOURCE = "provider_opt_out"
+
+
+def suppression_reason(events: Sequence[ConsentEvent], channel: str, purpose: str) -> str | None:
+    """Why the delivery core may not use this channel: `suppressed:…` for bounce/complaint evidence,
+    `no_consent:<state>` for the rest, None when allowed."""
+    verdict = can_contact(events, channel, purpose)
+    if verdict.allowed:
+        return None
+    _, deciding = consent_state(events, channel, purpose)
+    if deciding is not None and deciding.source in (BOUNCE_SOURCE, COMPLAINT_SOURCE, OPT_OUT_SOURCE):
+        if deciding.kind == "bounced":
+            return "suppressed:hard_bounce"
+        if deciding.kind == "suppressed":
+            return "suppressed:soft_bounces"
+        if deciding.kind == "complained":
+            return "suppressed:complaint"
+        return "suppressed:opted_out"
+    return f"no_consent:{verdict.state}"

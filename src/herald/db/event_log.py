@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,3 +48,16 @@ def append_event(
     )
     assert event_id is not None
     return int(event_id)
+
+
+def recent_events(
+    conn: sa.Connection, *, person_id: int, channel: str, kinds: Sequence[str], limit: int = 1000
+) -> list[tuple[str, dict[str, Any]]]:
+    """A person's latest events of these kinds on one channel, newest first, as (kind, data)."""
+    rows = conn.execute(
+        sa.select(events.c.kind, events.c.data)
+        .where(events.c.person_id == person_id, events.c.channel == channel, events.c.kind.in_(list(kinds)))
+        .order_by(events.c.id.desc())
+        .limit(limit)
+    )
+    return [(str(kind), dict(data or {})) for kind, data in rows]

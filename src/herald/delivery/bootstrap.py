@@ -80,7 +80,7 @@ def twilio_settings(runtime: Runtime, delivery: DeliverySettings, base_url: str 
     return TwilioSettings(**given)  # type: ignore[arg-type]
 
 
-def _email(settings: Settings, delivery: DeliverySettings, clock: Clock, concurrency: int) -> ChannelProvider:
+def email_provider(settings: Settings, delivery: DeliverySettings, clock: Clock, concurrency: int) -> ChannelProvider:
     if not delivery.smtp_host:
         return MaildirEmailProvider(settings.data_dir / "maildir", clock, default_sender=delivery.email_from)
     config = SmtpConfig(
@@ -106,7 +106,7 @@ def build_registry(runtime: Runtime, delivery: DeliverySettings, *, concurrency:
     """E-mail first, then SMS, WhatsApp, voice, webhook: one provider per channel, registered explicitly."""
     settings, clock = runtime.settings, runtime.clock
     providers = Providers(ChannelRegistry())
-    email = _email(settings, delivery, clock, concurrency)
+    email = email_provider(settings, delivery, clock, concurrency)
     providers.registry.register(email)
     if isinstance(email, SmtpEmailProvider):
         providers.closers.append(email.aclose)

@@ -1,31 +1,49 @@
-"""The send ledger: one row per (person, key); claim due rows with a lease and fencing token; complete fenced."""
+"""The send ledger: a status enum, a frozen row type and pure transitions; claim with a lease and fencing token,
+complete fenced (the SQL applies what the transitions decide)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from herald.db.delivery_tables import message_attempts, messages
 from herald.db.engine import dialect_insert
+from herald.delivery.failover import Decision, next_channel
+
+
+class Status(StrEnum):
+    HELD = "held"
+    QUEUED = "queued"
+    RETRY_WAIT = "retry_wait"
+    SENDING = "sending"
+    UNKNOWN = "unknown"
+    SENT = "sent"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+
 
 # The order a row's life moves in. Worker moves are fenced by lease_token; provider callbacks only ever
 # move a row to a higher rank, so a late or out-of-order receipt cannot move it backwards.
 STATUS_RANK: dict[str, int] = {
-    "held": 10,
-    "queued": 10,
-    "retry_wait": 10,
-    "sending": 20,
-    "unknown": 25,
-    "sent": 30,
-    "failed": 40,
-    "delivered": 50,
+    Status.HELD: 10,
+    Status.QUEUED: 10,
+    Status.RETRY_WAIT: 10,
+    Status.SENDING: 20,
+    Status.UNKNOWN: 25,
+    Status.SENT: 30,
+    Status.FAILED: 40,
+    Status.DELIVERED: 50,
 }
-CLAIMABLE = ("queued", "retry_wait", "unknown")
+CLAIMABLE = (Status.QUEUED, Status.RETRY_WAIT, Status.UNKNOWN)
+SETTLED = (Status.SENT, Status.FAILED, Status.DELIVERED)
+# An attempt in these states may have been accepted: the row may not start another one (R1.9).
+OPEN_ATTEMPT = ("submitting", "unknown")
 
 ATTEMPT_RANK: dict[str, int] = {
     "submitting": 10,
@@ -40,6 +58,164 @@ ATTEMPT_RANK: dict[str, int] = {
 
 def rank(status: str) -> int:
     return STATUS_RANK[status]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """The part of a message row its transitions read: status, plan position, fencing token, attempt."""
+
+    id: int
+    status: Status
+    channels: tuple[str, ...]
+    plan_index: int = 0
+    retries: int = 0
+    lease_token: int = 0
+    current_attempt_id: int | None = None
+    releasable: bool = False
+    skips: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> LedgerRow:
+        return cls(
+            id=int(row["id"]),
+            status=Status(row["status"]),
+            channels=tuple(row["channels"]),
+            plan_index=int(row["plan_index"]),
+            retries=int(row.get("retries") or 0),
+            lease_token=int(row.get("lease_token") or 0),
+            current_attempt_id=row.get("current_attempt_id"),
+            releasable=bool(row.get("releasable")),
+            skips=tuple(row.get("skips") or ()),
+        )
+
+    @property
+    def channel(self) -> str:
+        return self.channels[self.plan_index]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a transition decided: the new status and the columns to write with it."""
+
+    status: Status
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def row_values(self) -> dict[str, Any]:
+        return {"status": self.status.value, **self.values}
+
+    def applied_to(self, row: LedgerRow) -> LedgerRow:
+        """The row after this change (what the SQL writes), for callers and tests that chain transitions."""
+        keep = {k: self.values[k] for k in ("plan_index", "retries", "lease_token", "current_attempt_id")
+                if k in self.values}  # fmt: skip
+        skips = tuple(self.values["skips"]) if "skips" in self.values else row.skips
+        return replace(row, status=self.status, skips=skips, **keep)
+
+
+ReceiptKind = Literal["sent", "delivered", "failed"]
+Verdict = Literal["found", "dead", "never_accepted", "absent", "pending", "unsupported", "lookup_failed"]
+
+
+# --- pure transitions: every state change of a row is one of these ---------------------------------------
+
+
+def claim_row(row: LedgerRow, *, lease_expired: bool = False) -> Change | None:
+    """The claim transition (`claim` below runs it in SQL for a batch): take a due row (claimable, a
+    releasable hold, or a claim whose lease ran out). The token moves on, so whoever held the row before
+    can no longer complete it."""
+    due = row.status in CLAIMABLE or (row.status is Status.HELD and row.releasable)
+    if not (due or (row.status is Status.SENDING and lease_expired)):
+        return None
+    return Change(Status.SENDING, {"lease_token": row.lease_token + 1})
+
+
+def attempt(
+    row: LedgerRow, token: int, *, attempt_id: int, plan_index: int, current_attempt_status: str | None
+) -> Change | None:
+    """Start a new attempt on channel `plan_index`; refused while fenced out or while the current attempt
+    may have been accepted (it must be resumed or looked up instead: never a second send)."""
+    if not _holds(row, token) or current_attempt_status in OPEN_ATTEMPT:
+        return None
+    if plan_index < row.plan_index or plan_index >= len(row.channels):
+        return None
+    values: dict[str, Any] = {"current_attempt_id": attempt_id, "plan_index": plan_index}
+    if plan_index != row.plan_index:
+        values["retries"] = 0
+    return Change(Status.SENDING, values)
+
+
+def outcome(row: LedgerRow, token: int, decision: Decision, *, detail: str | None, now: dt.datetime) -> Change | None:
+    """The claim's own attempt ended with `decision` (failover.after_attempt); None when fenced out."""
+    if not _holds(row, token):
+        return None
+    if decision.action == "send":
+        return Change(Status.SENT, {"last_error": None})
+    if decision.action == "wait":
+        return Change(Status.UNKNOWN, {"last_error": detail, "available_at": decision.available_at})
+    common = {"plan_index": decision.plan_index, "retries": decision.retries, "last_error": detail}
+    if decision.action == "retry":
+        return Change(Status.RETRY_WAIT, {**common, "available_at": decision.available_at})
+    skips = [*row.skips, {"channel": row.channel, "reason": decision.reason, "at": now.isoformat()}]
+    if decision.action == "advance":
+        return Change(Status.QUEUED, {**common, "available_at": decision.available_at, "skips": skips})
+    return Change(Status.FAILED, {**common, "skips": skips})
+
+
+def failover(row: LedgerRow, reason: str, now: dt.datetime) -> Change:
+    """The current channel is done for (a failure receipt, a dead submission): the next channel, or failed."""
+    return _after_decision(row, next_channel(row.plan_index, len(row.channels), now, reason), reason, now)
+
+
+def receipt(row: LedgerRow, attempt_id: int, kind: ReceiptKind, *, reason: str, now: dt.datetime) -> Change | None:
+    """A provider's receipt for one attempt: forward only, except a failure of the current attempt, which
+    moves the plan on (compare-and-set on the current attempt, so an old attempt's receipt cannot)."""
+    if kind == "delivered":
+        # Delivered anywhere ends the plan, even for an earlier channel after a failover.
+        return Change(Status.DELIVERED) if rank(Status.DELIVERED) > rank(row.status) else None
+    if row.current_attempt_id != attempt_id:
+        return None
+    if kind == "sent":
+        return Change(Status.SENT) if row.status is Status.UNKNOWN else None
+    if row.status not in (Status.SENT, Status.UNKNOWN):
+        return None
+    change = failover(row, reason, now)
+    if change.status is Status.QUEUED:
+        return Change(change.status, {**change.values, "retries": 0, "available_at": now})
+    return Change(change.status, {**change.values, "last_error": reason})
+
+
+def reconcile(
+    row: LedgerRow,
+    token: int,
+    verdict: Verdict,
+    *,
+    now: dt.datetime,
+    retry_at: dt.datetime,
+    may_resubmit: bool,
+    note: str,
+    reason: str = "",
+) -> Change | None:
+    """What a look-up of an unknown attempt found: sent, dead (fail over), never accepted (a new attempt
+    is safe), or still unknown until `retry_at`. `may_resubmit`: an absent record is final."""
+    if not _holds(row, token):
+        return None
+    if verdict == "found":
+        return Change(Status.SENT)
+    if verdict == "dead":
+        decision = next_channel(row.plan_index, len(row.channels), now, reason or note)
+        return _after_decision(row, decision, note, now)
+    if verdict == "never_accepted" or (verdict == "absent" and may_resubmit):
+        return Change(Status.RETRY_WAIT, {"available_at": now})
+    return Change(Status.UNKNOWN, {"available_at": retry_at, "last_error": note})
+
+
+def _holds(row: LedgerRow, token: int) -> bool:
+    return row.status is Status.SENDING and row.lease_token == token
+
+
+def _after_decision(row: LedgerRow, decision: Decision, detail: str, now: dt.datetime) -> Change:
+    change = outcome(replace(row, status=Status.SENDING), row.lease_token, decision, detail=detail, now=now)
+    assert change is not None
+    return change
 
 
 @dataclass(frozen=True, slots=True)

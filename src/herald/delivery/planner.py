@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from herald.consent.policy import ConsentEvent, can_contact
+from herald.consent.policy import ConsentEvent, suppression_reason
 from herald.core.channels import CONSENT_CHANNELS, PARTS, REQUIRED, MessageClass
 from herald.core.channels import consent_purpose as consent_purpose  # the worker reads it from here
 from herald.schedule.caps import CapRule, SendRecord, check_caps
@@ -134,8 +134,7 @@ def _usable_channels(
         elif not _has_content(channel, content):
             problem = "no_content"
         elif channel in CONSENT_CHANNELS:
-            verdict = can_contact(recipient.consent, channel, purpose)
-            problem = None if verdict.allowed else f"no_consent:{verdict.state}"
+            problem = suppression_reason(recipient.consent, channel, purpose)
         if problem is not None:
             skips.append((channel, problem))
             continue

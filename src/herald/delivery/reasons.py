@@ -16,6 +16,7 @@ REASON_KINDS: dict[str, str] = {
     "output_too_large": "Content too large",
     "render_failed": "Template failed to render",
     "no_consent": "No consent",
+    "suppressed": "Address suppressed (bounce, complaint or opt-out)",
     "no_address": "No address for the channel",
     "no_content": "No content for the channel",
     "no_usable_channel": "No usable channel",
@@ -62,6 +63,21 @@ def _no_consent(rest: str) -> str:
     return f"No consent to contact them on this channel: {why}." if why else "No consent on any channel."
 
 
+_SUPPRESSED: dict[str, str] = {
+    "hard_bounce": "an earlier message to this address bounced permanently (the address does not exist or "
+    "refuses mail), so it is never tried again",
+    "soft_bounces": "earlier messages to this address bounced too many times in a row",
+    "complaint": "the recipient marked an earlier message as spam",
+    "opted_out": "the recipient opted out at the provider (e.g. replied STOP)",
+}
+
+
+def _suppressed(rest: str) -> str:
+    if not rest:  # a hold: every channel in the plan was suppressed
+        return "Every channel's address is suppressed (a bounce, a complaint or an opt-out); see each skip."
+    return f"Not sent on this channel: {_SUPPRESSED.get(rest, rest)}. The consent history has the evidence."
+
+
 def _receipt(rest: str) -> str:
     event, _, code = rest.partition(":")
     return f"The provider reported {event}" + (f" (error {code})." if code else ".")
@@ -78,6 +94,7 @@ _SENTENCES: dict[str, Callable[[str], str]] = {
     "output_too_large": lambda rest: f"The rendered {rest} is too large to send.",
     "render_failed": _render_failed,
     "no_consent": _no_consent,
+    "suppressed": _suppressed,
     "no_address": lambda _: "The recipient has no address for this channel.",
     "no_content": lambda _: "The message has no content for this channel.",
     "no_usable_channel": lambda _: "No channel in the plan can be used; each channel's reason is listed under skips.",

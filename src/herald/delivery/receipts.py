@@ -1,4 +1,4 @@
-"""Provider status callbacks: verify, record once per event, and move attempts and rows forward only."""
+"""Provider status callbacks through the port: find the adapter, let it verify and parse, apply each event once."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from urllib.parse import parse_qsl
 import httpx
 import sqlalchemy as sa
 
-from herald.channels.base import EventKind, ProviderEvent
-from herald.channels.twilio_callbacks import REFERENCE_PARAM, parse_status_callback
+from herald.channels.base import EventKind, ProviderEvent, ProviderOutcome
+from herald.channels.registry import ChannelRegistry
+from herald.channels.twilio import build_providers
+from herald.channels.twilio_callbacks import REFERENCE_PARAM
 from herald.db.delivery_tables import messages, provider_events
 from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime
-from herald.delivery import ledger
-from herald.delivery.bootstrap import twilio_settings
+from herald.delivery import ledger, outcomes
+from herald.delivery.bootstrap import email_provider, public_url, twilio_settings
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
 
 _DONE = {EventKind.DELIVERED, EventKind.READ, EventKind.ANSWERED}
@@ -28,23 +30,69 @@ def signed_url(public_callback_url: str, query: str) -> str:
     return str(httpx.URL(public_callback_url).copy_merge_params(dict(parse_qsl(query, keep_blank_values=True))))
 
 
+def callback_registry(runtime: Runtime, delivery: DeliverySettings) -> ChannelRegistry:
+    """The adapters a callback may be addressed to. Parsing a callback needs their settings only: nothing
+    is connected and no simulator is started (the worker's registry does that)."""
+    twilio = build_providers(twilio_settings(runtime, delivery), client=_idle_client(), clock=runtime.clock)
+    return ChannelRegistry([email_provider(runtime.settings, delivery, runtime.clock, 1), *twilio])
+
+
+def _idle_client() -> httpx.AsyncClient:
+    # The Twilio adapters want an HTTP client; callback parsing never uses it, so nothing is opened.
+    return httpx.AsyncClient()
+
+
+def record_callback(
+    runtime: Runtime,
+    provider: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    delivery: DeliverySettings | None = None,
+) -> int:
+    """`POST /hooks/{provider}`: the adapter verifies (SignatureError) and parses; returns events applied.
+
+    UnknownProviderError when no adapter has that name."""
+    settings = delivery or load_delivery_settings()
+    return _parse_and_apply(
+        runtime, settings, provider, public_url(runtime.settings, settings) + path, query, headers, body
+    )
+
+
+def _parse_and_apply(
+    runtime: Runtime,
+    settings: DeliverySettings,
+    provider: str,
+    public: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> int:
+    adapter = callback_registry(runtime, settings).get(provider)
+    events = adapter.parse_callback(signed_url(public, query), headers, body)
+    with runtime.engine.begin() as conn:
+        return apply_events(conn, events, runtime.clock.now(), soft_bounce_limit=settings.soft_bounce_limit)
+
+
 def record_twilio_callback(
     runtime: Runtime, query: str, headers: Mapping[str, str], body: bytes, delivery: DeliverySettings | None = None
 ) -> int:
-    """Verify the X-Twilio-Signature (SignatureError if wrong) and apply the status; returns events applied."""
-    settings = twilio_settings(runtime, delivery or load_delivery_settings())
-    url = signed_url(settings.status_callback_url, query)
+    """The shared Twilio status URL (`/hooks/twilio/status`): the adapter is the one that made the attempt
+    the callback names, so SMS, WhatsApp and voice share one URL; then as `record_callback`."""
     reference = dict(parse_qsl(query)).get(REFERENCE_PARAM)
     with runtime.engine.connect() as conn:
         attempt = ledger.attempt_by_reference(conn, reference) if reference else None
-    provider = attempt["provider"] if attempt else "twilio_sms"
-    token = settings.auth_token.get_secret_value()
-    events = parse_status_callback(provider=provider, auth_token=token, url=url, headers=headers, body=body)
-    with runtime.engine.begin() as conn:
-        return apply_events(conn, events, runtime.clock.now())
+    provider = attempt["provider"] if attempt and str(attempt["provider"]).startswith("twilio") else "twilio_sms"
+    settings = delivery or load_delivery_settings()
+    # Signed over the status URL the account was given (HERALD_TWILIO_STATUS_CALLBACK_URL may differ).
+    public = twilio_settings(runtime, settings).status_callback_url
+    return _parse_and_apply(runtime, settings, provider, public, query, headers, body)
 
 
-def apply_events(conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.datetime) -> int:
+def apply_events(
+    conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.datetime, *, soft_bounce_limit: int = 3
+) -> int:
     """Each event once (a unique key, not a check); a replayed callback changes nothing."""
     applied = 0
     for event in events:
@@ -54,7 +102,34 @@ def apply_events(conn: sa.Connection, events: Sequence[ProviderEvent], now: dt.d
         applied += 1
         if attempt is not None:
             _apply(conn, event, attempt, now)
+            if event.outcome is not None:
+                _report(conn, event, event.outcome, attempt, now, soft_bounce_limit)
     return applied
+
+
+def _report(
+    conn: sa.Connection,
+    event: ProviderEvent,
+    outcome: ProviderOutcome,
+    attempt: Mapping[str, Any],
+    now: dt.datetime,
+    soft_bounce_limit: int,
+) -> None:
+    row = ledger.get_message(conn, attempt["message_id"])
+    if row is None:
+        return
+    outcomes.record_outcome(
+        conn,
+        outcome,
+        person_id=int(row["person_id"]),
+        channel=attempt["channel"],
+        address=row["addresses"].get(attempt["channel"]),
+        message_id=int(row["id"]),
+        provider=event.provider,
+        reference=attempt["reference"],
+        soft_bounce_limit=soft_bounce_limit,
+        now=now,
+    )
 
 
 def _record(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any] | None, now: dt.datetime) -> bool:
@@ -80,58 +155,49 @@ def _record(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any
 
 def _apply(conn: sa.Connection, event: ProviderEvent, attempt: Mapping[str, Any], now: dt.datetime) -> None:
     pid = {"provider_message_id": event.provider_message_id} if event.provider_message_id else {}
+    kind: ledger.ReceiptKind
     if event.kind in _DONE:
-        # Delivered anywhere ends the plan, even for an earlier channel after a failover.
         ledger.advance_attempt(conn, attempt["id"], "delivered", pid, now=now)
-        ledger.advance_message(conn, attempt["message_id"], "delivered", {"delivered_at": now}, now=now)
+        kind, extra = "delivered", {"delivered_at": now}
     elif event.kind == EventKind.SENT:
         ledger.advance_attempt(conn, attempt["id"], "sent", pid, now=now)
-        _current_only(conn, attempt, ("unknown",), {"status": "sent", "status_rank": ledger.rank("sent")}, now)
+        kind, extra = "sent", {}
     elif event.kind in _DEAD:
         values = {**pid, "error_code": event.error_code, "note": f"receipt:{event.kind.value}"}
-        if ledger.advance_attempt(conn, attempt["id"], "failed", values, now=now):
-            _fail_over(conn, attempt, event, now)
+        if not ledger.advance_attempt(conn, attempt["id"], "failed", values, now=now):
+            return
+        kind, extra = "failed", {}
+    else:
+        return
+    found = ledger.get_message(conn, attempt["message_id"])
+    if found is None:
+        return
+    row = ledger.LedgerRow.of(found)
+    reason = f"receipt:{event.kind.value}:{event.error_code or ''}".rstrip(":")
+    change = ledger.receipt(row, attempt["id"], kind, reason=reason, now=now)
+    if change is not None:
+        _compare_and_set(conn, row, change, extra, now)
 
 
-def _current_only(
-    conn: sa.Connection,
-    attempt: Mapping[str, Any],
-    statuses: Sequence[str],
-    values: Mapping[str, Any],
-    now: dt.datetime,
+def _compare_and_set(
+    conn: sa.Connection, row: ledger.LedgerRow, change: ledger.Change, extra: Mapping[str, Any], now: dt.datetime
 ) -> bool:
+    """Write the change only if the row is still as the transition saw it (status and current attempt), so a
+    concurrent worker or receipt in between makes this one a no-op rather than a lost update."""
+    values = {**change.row_values(), "status_rank": ledger.rank(change.status), **extra}
     result = conn.execute(
         sa.update(messages)
         .where(
-            messages.c.id == attempt["message_id"],
-            messages.c.current_attempt_id == attempt["id"],
-            messages.c.status.in_(list(statuses)),
+            messages.c.id == row.id,
+            messages.c.status == row.status.value,
+            messages.c.lease_token == row.lease_token,
+            _same_attempt(row.current_attempt_id),
         )
         .values({**values, "lease_until": None, "updated_at": now})
     )
     return result.rowcount == 1
 
 
-def _fail_over(conn: sa.Connection, attempt: Mapping[str, Any], event: ProviderEvent, now: dt.datetime) -> None:
-    """A definitive failure receipt for the row's current attempt moves the plan to its next channel.
-
-    The only backward move a receipt makes (sent → queued), and only by compare-and-set on the current
-    attempt, so a receipt for an older attempt cannot disturb the channel now in use.
-    """
-    row = ledger.get_message(conn, attempt["message_id"])
-    if row is None:
-        return
-    reason = f"receipt:{event.kind.value}:{event.error_code or ''}".rstrip(":")
-    skips = [*row["skips"], {"channel": attempt["channel"], "reason": reason, "at": now.isoformat()}]
-    if row["plan_index"] + 1 < len(row["channels"]):
-        values: dict[str, Any] = {
-            "status": "queued",
-            "status_rank": ledger.rank("queued"),
-            "plan_index": row["plan_index"] + 1,
-            "retries": 0,
-            "available_at": now,
-            "skips": skips,
-        }
-    else:
-        values = {"status": "failed", "status_rank": ledger.rank("failed"), "skips": skips, "last_error": reason}
-    _current_only(conn, attempt, ("sent", "unknown"), values, now)
+def _same_attempt(attempt_id: int | None) -> sa.ColumnElement[bool]:
+    column = messages.c.current_attempt_id
+    return column.is_(None) if attempt_id is None else column == attempt_id

@@ -51,6 +51,9 @@ class DeliverySettings(BaseSettings):
     delivery_pass_seconds: float = Field(default=5.0, gt=0, description="Longest drain per worker pass.")
     breaker_threshold: int = Field(default=5, ge=1, description="Consecutive provider failures that open it.")
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="Open time before one probe.")
+    soft_bounce_limit: int = Field(
+        default=3, ge=1, description="Soft bounces in a row (no success between) that suppress an address."
+    )
     idempotency_retention_hours: int = Field(
         default=24, ge=24, description="Keep Idempotency-Key records at least this long (replays answer the same)."
     )

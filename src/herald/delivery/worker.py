@@ -2,107 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
-import logging
 import os
 import random
 import secrets
 import socket
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
 
-import sqlalchemy as sa
-
-from herald.channels.base import (
-    Channel,
-    ChannelProvider,
-    DeliveryError,
-    EmailContent,
-    MessageRejected,
-    OutcomeUnknown,
-    RateLimited,
-    Receipt,
-    RenderedMessage,
-)
+from herald.channels.base import ChannelProvider
 from herald.channels.registry import ChannelRegistry
-from herald.consent.ledger import load_events
-from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
-from herald.consent.policy import ConsentEvent, can_contact
 from herald.db.runtime import Runtime
 from herald.delivery import breaker, ledger
-from herald.delivery.bootstrap import Providers, build_registry
-from herald.delivery.failover import Block, Decision, Outcome, RetryPolicy, after_attempt, choose_channel, next_channel
-from herald.delivery.planner import consent_purpose, keep_zones_loaded
-from herald.delivery.reconcile import AcceptanceLog, MessageIds, Reconciled, can_reconcile, reconcile, reconcile_relay
+from herald.delivery.decide import prepare, quiet_policy
+from herald.delivery.execute import execute
+from herald.delivery.failover import RetryPolicy
+from herald.delivery.reconcile import AcceptanceLog, can_reconcile
+from herald.delivery.send_jobs import Job, rendered_message
 from herald.delivery.settings import DeliverySettings, load_delivery_settings
-from herald.schedule.quiet_hours import (
-    QuietHoursApplied,
-    QuietHoursPolicy,
-    WeeklyWindows,
-    decide_send_time,
-    describe_decision,
-)
+from herald.delivery.throttle import Throttle
 
-log = logging.getLogger(__name__)
-
-
-def quiet_policy(delivery: DeliverySettings, default_country: str | None) -> QuietHoursPolicy:
-    return QuietHoursPolicy(
-        default=WeeklyWindows.every_day(delivery.quiet_start, delivery.quiet_end),
-        exempt_transactional=delivery.quiet_exempt_transactional,
-        exempt_incident=delivery.quiet_exempt_incident,
-        default_country=default_country,
-    )
-
-
-def rendered_message(row: Mapping[str, Any], channel: str, reference: str) -> RenderedMessage:
-    """The attempt's wire content, from what the planner rendered and stored on the row."""
-    to = row["addresses"][channel]
-    parts = row["content"].get(channel, {})
-    metadata: dict[str, str] = {"message_id": str(row["id"])}
-    if channel == "email":
-        email = EmailContent(subject=parts["subject"], text=parts.get("text") or "", html=parts.get("html"))
-        return RenderedMessage(reference=reference, channel=Channel.EMAIL, to=to, email=email, metadata=metadata)
-    if channel == "webhook":
-        body = json.dumps(parts["payload"], separators=(",", ":"), sort_keys=True)
-        return RenderedMessage(reference=reference, channel=Channel.WEBHOOK, to=to, body=body, metadata=metadata)
-    body = parts.get("text") if channel == "voice" else parts.get("body")
-    return RenderedMessage(reference=reference, channel=Channel(channel), to=to, body=body, metadata=metadata)
-
-
-@dataclass
-class Job:
-    kind: Literal["send", "reconcile"]
-    claim: ledger.Claim
-    provider: ChannelProvider
-    attempt: dict[str, Any]
-    message: RenderedMessage
-    origin: str = "new"  # new | crashed (adopted from a dead worker) | unknown
-    outcome: Outcome | None = None
-    receipt: Receipt | None = None
-    error: DeliveryError | None = None
-    reconciled: Reconciled | None = None
-    # A send must start within the first half of the claim's lease (monotonic clock) and is cut off after
-    # the second half: every byte it writes has left before the lease ends and another worker may take over.
-    send_before: float = float("inf")
-    late: bool = False  # not started in time: nothing was sent
-
-
-@dataclass
-class _Batch:
-    """What one claim transaction decided: jobs to run after commit, completions to apply now."""
-
-    jobs: list[Job] = field(default_factory=list)
-    now_done: list[ledger.Completion] = field(default_factory=list)
+# Kept importable from here: the worker loop, the service and tests use these names.
+__all__ = ["Deliverer", "Job", "close_delivery", "quiet_policy", "rendered_message", "run_delivery_pass"]
 
 
 class Deliverer:
-    """Runs delivery passes for one runtime with one set of providers; any number may run on any machines."""
+    """Runs delivery passes for one runtime with one set of providers; any number may run on any machines.
+
+    It holds the policies; the steps live in their own modules: `decide` (in the claim transaction),
+    `execute` (after commit), `completion` (outcomes back onto the ledger), `runner` (the process)."""
 
     def __init__(
         self,
@@ -113,8 +41,10 @@ class Deliverer:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         relay_logs: Mapping[str, AcceptanceLog] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.runtime = runtime
+        self.throttle = throttle or Throttle()
         self.registry = registry
         self.relay_logs = dict(relay_logs or {})
         self.delivery = delivery or load_delivery_settings()
@@ -154,438 +84,26 @@ class Deliverer:
             claims = ledger.claim(conn, now=now, worker=self.worker_id, lease=self.lease, limit=limit)
             if not claims:
                 return 0
-            batch = self._prepare(conn, claims, now)
+            batch = prepare(self, conn, claims, now)
             ledger.complete(conn, batch.now_done, now)
         for job in batch.jobs:
             job.send_before = send_before
         # Committed: every attempt about to go out is durably recorded as `submitting` first.
-        await self._execute(batch.jobs, concurrency)
+        await execute(self, batch.jobs, concurrency)
         return len(claims)
 
-    # --- deciding, inside the claim transaction ------------------------------------------------------
-
-    def _prepare(self, conn: sa.Connection, claims: Sequence[ledger.Claim], now: dt.datetime) -> _Batch:
-        batch = _Batch()
-        events = load_events(conn, {c.row["person_id"] for c in claims})
-        health = breaker.states(conn, self.registry.names())
-        for claimed in claims:
-            attempt = claimed.attempt
-            if attempt is not None and attempt["status"] in ("submitting", "unknown"):
-                self._resume(conn, claimed, attempt, now, batch)
-            else:
-                self._start(conn, claimed, events[claimed.row["person_id"]], health, now, batch)
-        return batch
-
-    def _resume(
-        self, conn: sa.Connection, claimed: ledger.Claim, attempt: Mapping[str, Any], now: dt.datetime, batch: _Batch
-    ) -> None:
-        """A row whose last attempt has no known outcome: look it up, wait, or re-submit the same attempt."""
-        row = claimed.row
-        provider = self.registry.get(attempt["provider"]) if attempt["provider"] in self.registry else None
-        if provider is None:
-            batch.now_done.append(_done(claimed, "unknown", available_at=now + self.lease, last_error="no provider"))
-            return
-        message = rendered_message(row, attempt["channel"], attempt["reference"])
-        origin = "unknown" if attempt["status"] == "unknown" else "crashed"
-        if self._can_reconcile(provider):
-            ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
-            adopted = {**attempt, "lease_token": claimed.token}
-            batch.jobs.append(Job("reconcile", claimed, provider, adopted, message, origin))
-            return
-        if origin == "unknown":
-            # No way to ask (SMTP): the message may be sitting in the relay's queue. Never send it twice;
-            # after the deadline with no bounce, count it as sent (docs/delivery.md).
-            deadline = attempt["started_at"] + dt.timedelta(seconds=self.delivery.unknown_deadline_seconds)
-            if now < deadline:
-                batch.now_done.append(_done(claimed, "unknown", available_at=deadline))
-            else:
-                ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
-                batch.now_done.append(
-                    _done(
-                        claimed,
-                        "sent",
-                        attempt_id=attempt["id"],
-                        attempt_values={"status": "sent", "note": "assumed_sent_after_deadline", "finished_at": now},
-                        sent_at=now,
-                        provider=attempt["provider"],
-                    )
-                )
-            return
-        # A worker died between recording the attempt and recording its outcome, and neither this provider
-        # nor a relay log can be asked (no HERALD_SMTP_RECONCILE_LOG). Re-submit the *same* attempt: the same
-        # reference, so the same Message-ID (or webhook-id) — a retransmission receivers can recognise, as an
-        # MTA does after a lost ack.
-        ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=True)
-        log.warning(
-            "re-submitting attempt %s of message %s after a worker crash (earlier outcome unknown)",
-            attempt["reference"],
-            row["id"],
-        )
-        batch.jobs.append(Job("send", claimed, provider, {**attempt, "lease_token": claimed.token}, message, origin))
-
-    def _start(
-        self,
-        conn: sa.Connection,
-        claimed: ledger.Claim,
-        events: Sequence[ConsentEvent],
-        health: dict[str, dict[str, Any]],
-        now: dt.datetime,
-        batch: _Batch,
-    ) -> None:
-        row = claimed.row
-        keep_zones_loaded(row["zones"], self.quiet)
-        decision = decide_send_time(now, row["zones"], self.quiet, row["message_class"])
-        if decision.send_at is None or decision.send_at > now:
-            # Quiet hours are checked again at send time: a retry or a late release may fall outside them.
-            applied = describe_decision(decision, row["zones"], row["zone_source"], self.quiet, row["message_class"])
-            batch.now_done.append(_quiet_hold(claimed, decision.send_at, decision.reason, applied))
-            return
-        channels: list[str] = list(row["channels"])
-        blocked: dict[str, Block] = {}
-        for channel in channels[row["plan_index"] :]:
-            block = self._block(conn, channel, row, events, health, now)
-            if block is None:
-                break
-            blocked[channel] = block
-        choice = choose_channel(channels, row["plan_index"], blocked)
-        skips = [*row["skips"], *({"channel": c, "reason": r, "at": now.isoformat()} for c, r in choice.skips)]
-        if choice.index is None:
-            batch.now_done.append(_no_channel(claimed, choice.wait_until, skips, [r for _, r in choice.skips], now))
-            return
-        channel = channels[choice.index]
-        provider = self.registry.for_channel(Channel(channel))[0]
-        extra: dict[str, Any] = {"plan_index": choice.index, "skips": skips, "hold_reason": None, "releasable": False}
-        if choice.index != row["plan_index"]:
-            extra["retries"] = 0
-        attempt = ledger.start_attempt(conn, claimed, channel=channel, provider=provider.name, now=now, extra=extra)
-        message = rendered_message(row, channel, attempt["reference"])
-        updated = ledger.Claim(claimed.id, claimed.token, {**row, **extra}, attempt)
-        batch.jobs.append(Job("send", updated, provider, attempt, message))
-
-    def _block(
-        self,
-        conn: sa.Connection,
-        channel: str,
-        row: Mapping[str, Any],
-        events: Sequence[ConsentEvent],
-        health: dict[str, dict[str, Any]],
-        now: dt.datetime,
-    ) -> Block | None:
-        if channel in CONSENT_CHANNELS:
-            verdict = can_contact(events, channel, consent_purpose(row["message_class"]))
-            if not verdict.allowed:
-                return Block(f"no_consent:{verdict.state}")
-        found = self.registry.for_channel(Channel(channel))
-        if not found:
-            return Block("no_provider")
-        name = found[0].name
-        state = health.setdefault(name, {"provider": name, "state": breaker.CLOSED, "failures": 0})
-        until = breaker.admit(conn, name, state, now, self.breaker)
-        return None if until is None else Block(f"breaker_open:{name}", until)
-
-    # --- sending, after commit -----------------------------------------------------------------------
-
-    async def _execute(self, jobs: Sequence[Job], concurrency: int) -> None:
-        """Send with at most `concurrency` in flight; commit outcomes in groups as they finish.
-
-        Group commit keeps the window in which a crash leaves an accepted message unrecorded (the only
-        source of duplicates) down to one commit, while still completing many rows per transaction.
-        """
-        gate = asyncio.Semaphore(max(1, concurrency))
-        finished: asyncio.Queue[Job] = asyncio.Queue()
-        limit = max(1.0, self.lease.total_seconds() / 2)
-
-        async def run(job: Job) -> None:
-            async with gate:
-                try:
-                    if job.kind == "send" and time.monotonic() > job.send_before:
-                        job.late = True  # the lease is half spent: leave it to the next claim
-                    else:
-                        async with asyncio.timeout(limit):
-                            await self._run_job(job)
-                except TimeoutError:
-                    # The request may have left: an unknown outcome, never a blind retry.
-                    job.outcome, job.error = "unknown", OutcomeUnknown("attempt timed out", provider=job.provider.name)
-            finished.put_nowait(job)
-
-        tasks = [asyncio.create_task(run(job)) for job in jobs]
-        try:
-            done = 0
-            while done < len(jobs):
-                group = [await finished.get()]
-                while not finished.empty():
-                    group.append(finished.get_nowait())
-                with self.runtime.engine.begin() as conn:
-                    self._finish(conn, group, self.runtime.clock.now())
-                done += len(group)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _can_reconcile(self, provider: ChannelProvider) -> bool:
+    def can_reconcile(self, provider: ChannelProvider) -> bool:
         return can_reconcile(provider, self.relay_logs.get(provider.name))
-
-    async def _run_job(self, job: Job) -> None:
-        if job.kind == "reconcile":
-            job.reconciled = await self._reconcile(job)
-            return
-        try:
-            job.receipt = await job.provider.send(job.message)
-            job.outcome = "sent"
-        except RateLimited as exc:
-            job.outcome, job.error = "rate_limited", exc
-        except MessageRejected as exc:
-            job.outcome, job.error = "rejected", exc
-        except OutcomeUnknown as exc:
-            job.outcome, job.error = "unknown", exc
-        except DeliveryError as exc:
-            job.outcome, job.error = "failure", exc
-        except Exception as exc:
-            log.exception("provider %s raised outside the delivery error tree", job.provider.name)
-            job.outcome, job.error = "failure", DeliveryError(repr(exc), provider=job.provider.name)
-
-    async def _reconcile(self, job: Job) -> Reconciled:
-        started_at = job.attempt["started_at"]
-        relay_log = self.relay_logs.get(job.provider.name)
-        if relay_log is None:
-            return await reconcile(job.provider, job.message, started_at)
-        if not isinstance(job.provider, MessageIds):
-            return Reconciled("lookup_failed", detail=f"{job.provider.name} cannot name its Message-IDs")
-        return await reconcile_relay(
-            relay_log,
-            job.provider.message_id(job.message),
-            started_at=started_at,
-            # The attempt's claim was taken at started_at with this lease; its sends ended by the lease's end.
-            sent_by=started_at + self.lease,
-            now=self.runtime.clock.now(),
-        )
-
-    # --- completing, in one transaction --------------------------------------------------------------
-
-    def _finish(self, conn: sa.Connection, jobs: Sequence[Job], now: dt.datetime) -> None:
-        completions = []
-        for job in jobs:
-            if job.kind == "reconcile":
-                completions.append(self._after_reconcile(job, now))
-            else:
-                completions.append(self._after_send(conn, job, now))
-        ledger.complete(conn, completions, now)
-
-    def _after_send(self, conn: sa.Connection, job: Job, now: dt.datetime) -> ledger.Completion:
-        row, attempt, error = job.claim.row, job.attempt, job.error
-        if job.late:
-            return _late(job, now)
-        assert job.outcome is not None
-        if job.outcome == "sent":
-            assert job.receipt is not None
-            breaker.record_success(conn, job.provider.name, now)
-            pid = job.receipt.provider_message_id
-            return _done(
-                job.claim,
-                "sent",
-                attempt_id=attempt["id"],
-                attempt_values={"status": "sent", "provider_message_id": pid, "finished_at": now},
-                sent_at=now,
-                provider=job.provider.name,
-                provider_message_id=pid,
-                last_error=None,
-            )
-        assert error is not None
-        detail = f"{type(error).__name__}: {error}"[:2000]
-        if job.outcome == "failure":
-            breaker.record_failure(conn, job.provider.name, detail, now, self.breaker)
-        if job.outcome == "unknown":
-            wait = self.delivery.reconcile_delay_seconds
-            if not self._can_reconcile(job.provider):
-                wait = self.delivery.unknown_deadline_seconds
-            values = {"status": "unknown", "error": detail, "note": "outcome_unknown"}
-            return _done(
-                job.claim,
-                "unknown",
-                attempt_id=attempt["id"],
-                attempt_values=values,
-                available_at=now + dt.timedelta(seconds=wait),
-                last_error=detail,
-            )
-        retry_after = error.retry_after if isinstance(error, RateLimited) else None
-        decision = after_attempt(
-            job.outcome,
-            plan_index=row["plan_index"],
-            channel_count=len(row["channels"]),
-            retries=row["retries"],
-            now=now,
-            policy=self.retry,
-            rng=self.rng,
-            retry_after=retry_after,
-        )
-        attempt_status = "rejected" if job.outcome == "rejected" else "retry"
-        attempt_values = {"status": attempt_status, "error": detail, "error_code": error.code, "finished_at": now}
-        return _decided(job.claim, decision, attempt["id"], attempt_values, detail, now)
-
-    def _after_reconcile(self, job: Job, now: dt.datetime) -> ledger.Completion:
-        found, attempt = job.reconciled, job.attempt
-        assert found is not None
-        note = f"reconciled:{found.verdict}"
-        if found.verdict != "pending":
-            log.info("attempt %s (%s): %s, %s", attempt["reference"], job.origin, note, found.detail)
-        if found.verdict == "found":
-            values = {"status": "sent", "provider_message_id": found.provider_message_id, "note": note}
-            return _done(
-                job.claim,
-                "sent",
-                attempt_id=attempt["id"],
-                attempt_values={**values, "finished_at": now},
-                sent_at=now,
-                provider=job.provider.name,
-                provider_message_id=found.provider_message_id,
-            )
-        if found.verdict == "dead":
-            row = job.claim.row
-            decision = next_channel(row["plan_index"], len(row["channels"]), now, f"provider_status:{found.status}")
-            dead: dict[str, Any] = {"status": "failed", "provider_message_id": found.provider_message_id, "note": note}
-            return _decided(job.claim, decision, attempt["id"], {**dead, "finished_at": now}, note, now)
-        if found.verdict == "never_accepted":
-            # The relay's own record says it never took this attempt: a new attempt cannot make a second copy.
-            retry: dict[str, Any] = {"status": "retry", "note": note, "finished_at": now}
-            return _done(job.claim, "retry_wait", attempt_id=attempt["id"], attempt_values=retry, available_at=now)
-        if found.verdict == "pending":
-            assert found.retry_at is not None
-            return _done(job.claim, "unknown", available_at=max(now, found.retry_at), last_error=note)
-        age = now - attempt["started_at"]
-        expired = age >= dt.timedelta(seconds=self.delivery.unknown_deadline_seconds)
-        if found.verdict == "absent" and (job.origin == "crashed" or expired):
-            # Nothing was created: the request never reached the provider, so a new attempt is safe.
-            absent: dict[str, Any] = {"status": "retry", "note": note, "finished_at": now}
-            return _done(job.claim, "retry_wait", attempt_id=attempt["id"], attempt_values=absent, available_at=now)
-        delay = dt.timedelta(seconds=max(1.0, self.delivery.reconcile_delay_seconds))
-        return _done(job.claim, "unknown", available_at=now + delay, last_error=note + " " + found.detail)
-
-
-def _done(
-    claimed: ledger.Claim,
-    status: str,
-    *,
-    attempt_id: int | None = None,
-    attempt_values: Mapping[str, Any] | None = None,
-    **values: Any,
-) -> ledger.Completion:
-    return ledger.Completion(claimed.id, claimed.token, {"status": status, **values}, attempt_id, attempt_values or {})
-
-
-def _decided(
-    claimed: ledger.Claim,
-    decision: Decision,
-    attempt_id: int,
-    attempt_values: Mapping[str, Any],
-    detail: str,
-    now: dt.datetime,
-) -> ledger.Completion:
-    row = claimed.row
-    common = {"plan_index": decision.plan_index, "retries": decision.retries, "last_error": detail}
-    if decision.action == "retry":
-        return _done(
-            claimed, "retry_wait", attempt_id=attempt_id, attempt_values=attempt_values,
-            available_at=decision.available_at, **common,
-        )  # fmt: skip
-    channel = row["channels"][row["plan_index"]]
-    skips = [*row["skips"], {"channel": channel, "reason": decision.reason, "at": now.isoformat()}]
-    if decision.action == "advance":
-        return _done(
-            claimed, "queued", attempt_id=attempt_id, attempt_values=attempt_values,
-            available_at=decision.available_at, skips=skips, **common,
-        )  # fmt: skip
-    return _done(claimed, "failed", attempt_id=attempt_id, attempt_values=attempt_values, skips=skips, **common)
-
-
-def _late(job: Job, now: dt.datetime) -> ledger.Completion:
-    """A send that never started: give the row back now. A new attempt is closed as not sent; a re-submission
-    stays `submitting`, so the next claim resumes it exactly as it would have."""
-    if job.origin != "new":
-        return _done(job.claim, "retry_wait", available_at=now)
-    values = {"status": "retry", "note": "not_sent:lease_half_spent", "finished_at": now}
-    return _done(job.claim, "retry_wait", attempt_id=job.attempt["id"], attempt_values=values, available_at=now)
-
-
-def _quiet_hold(
-    claimed: ledger.Claim, send_at: dt.datetime | None, reason: str, applied: QuietHoursApplied
-) -> ledger.Completion:
-    # The row says which zone and window held it this time (the settings may have changed since planning).
-    zone, window = applied.zone, applied.window
-    if send_at is None:
-        return _done(
-            claimed, "held", hold_reason=f"quiet_hours:{reason}", releasable=False, quiet_zone=zone, quiet_window=window
-        )
-    return _done(
-        claimed,
-        "held",
-        hold_reason="quiet_hours",
-        releasable=True,
-        available_at=send_at,
-        quiet_zone=zone,
-        quiet_window=window,
-    )
-
-
-def _no_channel(
-    claimed: ledger.Claim,
-    wait_until: dt.datetime | None,
-    skips: list[dict[str, Any]],
-    reasons: Sequence[str],
-    now: dt.datetime,
-) -> ledger.Completion:
-    if wait_until is not None:
-        return _done(claimed, "retry_wait", available_at=wait_until, last_error="every channel's breaker is open")
-    if reasons and all(r.startswith("no_consent") for r in reasons):
-        return _done(claimed, "held", hold_reason="no_consent", releasable=False, skips=skips)
-    return _done(claimed, "failed", skips=skips, last_error="plan_exhausted:" + ",".join(reasons))
-
-
-# --- the worker loop's entry point -------------------------------------------------------------------
-
-
-class _Engine:
-    """A Deliverer with its own event loop and providers, for the synchronous worker loop."""
-
-    def __init__(self, runtime: Runtime, delivery: DeliverySettings, concurrency: int) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.providers: Providers = build_registry(runtime, delivery, concurrency=concurrency)
-        self.deliverer = Deliverer(runtime, self.providers.registry, delivery, relay_logs=self.providers.relay_logs)
-
-    def run(self, concurrency: int) -> int:
-        return self.loop.run_until_complete(self.deliverer.run_pass(concurrency=concurrency))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.providers.aclose())
-        self.loop.close()
-
-
-_engines: dict[int, tuple[Runtime, _Engine]] = {}
-_engines_lock = threading.Lock()
 
 
 def run_delivery_pass(runtime: Runtime, *, concurrency: int = 1) -> int:
-    """One drain of due deliveries for this runtime (called by the worker loop); returns rows handled.
+    """One drain of due deliveries for this runtime (the worker loop's entry point; see runner.py)."""
+    from herald.delivery import runner  # the runner builds Deliverers: imported late to keep one direction
 
-    Providers (and the embedded simulator) are only built once there is something to deliver.
-    """
-    with _engines_lock:
-        entry = _engines.get(id(runtime))
-        if entry is not None and entry[0] is not runtime:
-            stale = _engines.pop(id(runtime))[1]
-            stale.close()
-            entry = None
-        if entry is None:
-            with runtime.engine.connect() as conn:
-                if not ledger.anything_due(conn, runtime.clock.now()):
-                    return 0
-            entry = (runtime, _Engine(runtime, load_delivery_settings(), concurrency))
-            _engines[id(runtime)] = entry
-    return entry[1].run(concurrency)
+    return runner.run_delivery_pass(runtime, concurrency=concurrency)
 
 
 def close_delivery(runtime: Runtime) -> None:
-    with _engines_lock:
-        entry = _engines.pop(id(runtime), None)
-    if entry is not None:
-        entry[1].close()
+    from herald.delivery import runner
+
+    runner.close_delivery(runtime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ConfigDict, Field
 
@@ -15,7 +15,7 @@ from herald.channels.base import SignatureError
 from herald.core.channels import CONTENT, Channel, MessageClass
 from herald.core.inputs import Count, Id, InputModel, Text
 from herald.delivery import queries, service
-from herald.delivery.receipts import record_twilio_callback
+from herald.delivery.receipts import record_callback, record_twilio_callback
 
 router = APIRouter(tags=["messages"])
 hooks = APIRouter(tags=["provider callbacks"], include_in_schema=True)
@@ -140,6 +140,20 @@ async def twilio_status(request: Request, runtime: RuntimeDep) -> Response:
     body = await request.body()
     try:
         record_twilio_callback(runtime, request.url.query, dict(request.headers), body)
+    except SignatureError:
+        return JSONResponse({"error": {"code": "bad_signature", "message": "signature check failed"}}, status_code=403)
+    return Response(status_code=204)
+
+
+@hooks.post("/hooks/{provider}", status_code=204, responses=error_responses(404))
+async def provider_callback(
+    provider: Annotated[Text, Path(max_length=64)], request: Request, runtime: RuntimeDep
+) -> Response:
+    """Any provider's callbacks: the registry finds the adapter by name, its `parse_callback` verifies the
+    signature (403 if wrong) and says what happened; the outcome is applied once."""
+    body = await request.body()
+    try:
+        record_callback(runtime, provider, request.url.path, request.url.query, dict(request.headers), body)
     except SignatureError:
         return JSONResponse({"error": {"code": "bad_signature", "message": "signature check failed"}}, status_code=403)
     return Response(status_code=204)

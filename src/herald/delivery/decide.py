@@ -1,0 +1,198 @@
+"""Deciding, inside the claim transaction: quiet hours, consent and suppression, breakers, the channel to try."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from herald.channels.base import Channel
+from herald.consent.ledger import load_events
+from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
+from herald.consent.policy import ConsentEvent, suppression_reason
+from herald.delivery import breaker, ledger
+from herald.delivery.failover import Block, choose_channel
+from herald.delivery.planner import consent_purpose, keep_zones_loaded
+from herald.delivery.send_jobs import Batch, Job, done, rendered_message
+from herald.delivery.settings import DeliverySettings
+from herald.schedule.quiet_hours import (
+    QuietHoursApplied,
+    QuietHoursPolicy,
+    WeeklyWindows,
+    decide_send_time,
+    describe_decision,
+)
+
+if TYPE_CHECKING:
+    from herald.delivery.worker import Deliverer
+
+log = logging.getLogger("herald.delivery.worker")
+
+
+def quiet_policy(delivery: DeliverySettings, default_country: str | None) -> QuietHoursPolicy:
+    return QuietHoursPolicy(
+        default=WeeklyWindows.every_day(delivery.quiet_start, delivery.quiet_end),
+        exempt_transactional=delivery.quiet_exempt_transactional,
+        exempt_incident=delivery.quiet_exempt_incident,
+        default_country=default_country,
+    )
+
+
+def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], now: dt.datetime) -> Batch:
+    batch = Batch()
+    events = load_events(conn, {c.row["person_id"] for c in claims})
+    health = breaker.states(conn, d.registry.names())
+    for claimed in claims:
+        attempt = claimed.attempt
+        if attempt is not None and attempt["status"] in ("submitting", "unknown"):
+            _resume(d, conn, claimed, attempt, now, batch)
+        else:
+            _start(d, conn, claimed, events[claimed.row["person_id"]], health, now, batch)
+    return batch
+
+
+def _resume(
+    d: Deliverer, conn: sa.Connection, claimed: ledger.Claim, attempt: Mapping[str, Any], now: dt.datetime, batch: Batch
+) -> None:
+    """A row whose last attempt has no known outcome: look it up, wait, or re-submit the same attempt."""
+    row = claimed.row
+    provider = d.registry.get(attempt["provider"]) if attempt["provider"] in d.registry else None
+    if provider is None:
+        batch.now_done.append(done(claimed, "unknown", available_at=now + d.lease, last_error="no provider"))
+        return
+    message = rendered_message(row, attempt["channel"], attempt["reference"])
+    origin = "unknown" if attempt["status"] == "unknown" else "crashed"
+    if d.can_reconcile(provider):
+        ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
+        adopted = {**attempt, "lease_token": claimed.token}
+        batch.jobs.append(Job("reconcile", claimed, provider, adopted, message, origin))
+        return
+    if origin == "unknown":
+        # No way to ask (SMTP): the message may be sitting in the relay's queue. Never send it twice;
+        # after the deadline with no bounce, count it as sent (docs/delivery.md).
+        deadline = attempt["started_at"] + dt.timedelta(seconds=d.delivery.unknown_deadline_seconds)
+        if now < deadline:
+            batch.now_done.append(done(claimed, "unknown", available_at=deadline))
+        else:
+            ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
+            batch.now_done.append(
+                done(
+                    claimed,
+                    "sent",
+                    attempt_id=attempt["id"],
+                    attempt_values={"status": "sent", "note": "assumed_sent_after_deadline", "finished_at": now},
+                    sent_at=now,
+                    provider=attempt["provider"],
+                )
+            )
+        return
+    # A worker died between recording the attempt and recording its outcome, and neither this provider
+    # nor a relay log can be asked (no HERALD_SMTP_RECONCILE_LOG). Re-submit the *same* attempt: the same
+    # reference, so the same Message-ID (or webhook-id) — a retransmission receivers can recognise, as an
+    # MTA does after a lost ack.
+    ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=True)
+    log.warning(
+        "re-submitting attempt %s of message %s after a worker crash (earlier outcome unknown)",
+        attempt["reference"],
+        row["id"],
+    )
+    batch.jobs.append(Job("send", claimed, provider, {**attempt, "lease_token": claimed.token}, message, origin))
+
+
+def _start(
+    d: Deliverer,
+    conn: sa.Connection,
+    claimed: ledger.Claim,
+    events: Sequence[ConsentEvent],
+    health: dict[str, dict[str, Any]],
+    now: dt.datetime,
+    batch: Batch,
+) -> None:
+    row = claimed.row
+    keep_zones_loaded(row["zones"], d.quiet)
+    decision = decide_send_time(now, row["zones"], d.quiet, row["message_class"])
+    if decision.send_at is None or decision.send_at > now:
+        # Quiet hours are checked again at send time: a retry or a late release may fall outside them.
+        applied = describe_decision(decision, row["zones"], row["zone_source"], d.quiet, row["message_class"])
+        batch.now_done.append(_quiet_hold(claimed, decision.send_at, decision.reason, applied))
+        return
+    channels: list[str] = list(row["channels"])
+    blocked: dict[str, Block] = {}
+    for channel in channels[row["plan_index"] :]:
+        block = _block(d, conn, channel, row, events, health, now)
+        if block is None:
+            break
+        blocked[channel] = block
+    choice = choose_channel(channels, row["plan_index"], blocked)
+    skips = [*row["skips"], *({"channel": c, "reason": r, "at": now.isoformat()} for c, r in choice.skips)]
+    if choice.index is None:
+        batch.now_done.append(_no_channel(claimed, choice.wait_until, skips, [r for _, r in choice.skips], now))
+        return
+    channel = channels[choice.index]
+    provider = d.registry.for_channel(Channel(channel))[0]
+    extra: dict[str, Any] = {"plan_index": choice.index, "skips": skips, "hold_reason": None, "releasable": False}
+    if choice.index != row["plan_index"]:
+        extra["retries"] = 0
+    attempt = ledger.start_attempt(conn, claimed, channel=channel, provider=provider.name, now=now, extra=extra)
+    message = rendered_message(row, channel, attempt["reference"])
+    updated = ledger.Claim(claimed.id, claimed.token, {**row, **extra}, attempt)
+    batch.jobs.append(Job("send", updated, provider, attempt, message))
+
+
+def _block(
+    d: Deliverer,
+    conn: sa.Connection,
+    channel: str,
+    row: Mapping[str, Any],
+    events: Sequence[ConsentEvent],
+    health: dict[str, dict[str, Any]],
+    now: dt.datetime,
+) -> Block | None:
+    if channel in CONSENT_CHANNELS:
+        refused = suppression_reason(events, channel, consent_purpose(row["message_class"]))
+        if refused is not None:
+            return Block(refused)
+    found = d.registry.for_channel(Channel(channel))
+    if not found:
+        return Block("no_provider")
+    name = found[0].name
+    state = health.setdefault(name, {"provider": name, "state": breaker.CLOSED, "failures": 0})
+    until = breaker.admit(conn, name, state, now, d.breaker)
+    return None if until is None else Block(f"breaker_open:{name}", until)
+
+
+def _quiet_hold(
+    claimed: ledger.Claim, send_at: dt.datetime | None, reason: str, applied: QuietHoursApplied
+) -> ledger.Completion:
+    # The row says which zone and window held it this time (the settings may have changed since planning).
+    zone, window = applied.zone, applied.window
+    if send_at is None:
+        return done(
+            claimed, "held", hold_reason=f"quiet_hours:{reason}", releasable=False, quiet_zone=zone, quiet_window=window
+        )
+    return done(
+        claimed,
+        "held",
+        hold_reason="quiet_hours",
+        releasable=True,
+        available_at=send_at,
+        quiet_zone=zone,
+        quiet_window=window,
+    )
+
+
+def _no_channel(
+    claimed: ledger.Claim,
+    wait_until: dt.datetime | None,
+    skips: list[dict[str, Any]],
+    reasons: Sequence[str],
+    now: dt.datetime,
+) -> ledger.Completion:
+    if wait_until is not None:
+        return done(claimed, "retry_wait", available_at=wait_until, last_error="every channel's breaker is open")
+    if reasons and all(r.startswith("no_consent") for r in reasons):
+        return done(claimed, "held", hold_reason="no_consent", releasable=False, skips=skips)
+    return done(claimed, "failed", skips=skips, last_error="plan_exhausted:" + ",".join(reasons))

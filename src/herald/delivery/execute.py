@@ -1,0 +1,99 @@
+"""Sending, after the claim committed: at most `concurrency` in flight, the provider's rate, the lease's time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from herald.channels.base import DeliveryError, MessageRejected, OutcomeUnknown, RateLimited
+from herald.delivery.completion import finish
+from herald.delivery.reconcile import MessageIds, Reconciled, reconcile, reconcile_relay
+from herald.delivery.send_jobs import Job
+
+if TYPE_CHECKING:
+    from herald.delivery.worker import Deliverer
+
+log = logging.getLogger("herald.delivery.worker")
+
+
+async def execute(d: Deliverer, jobs: Sequence[Job], concurrency: int) -> None:
+    """Send with at most `concurrency` in flight; commit outcomes in groups as they finish.
+
+    Group commit keeps the window in which a crash leaves an accepted message unrecorded (the only
+    source of duplicates) down to one commit, while still completing many rows per transaction.
+    """
+    gate = asyncio.Semaphore(max(1, concurrency))
+    finished: asyncio.Queue[Job] = asyncio.Queue()
+    limit = max(1.0, d.lease.total_seconds() / 2)
+
+    async def run(job: Job) -> None:
+        async with gate:
+            try:
+                if job.kind == "send":
+                    # A declared rate limit: wait for this provider's token before the lease check, so
+                    # a long wait makes the send late (given back) rather than risking the lease.
+                    await d.throttle.acquire(job.provider)
+                if job.kind == "send" and time.monotonic() > job.send_before:
+                    job.late = True  # the lease is half spent: leave it to the next claim
+                else:
+                    async with asyncio.timeout(limit):
+                        await _run_job(d, job)
+            except TimeoutError:
+                # The request may have left: an unknown outcome, never a blind retry.
+                job.outcome, job.error = "unknown", OutcomeUnknown("attempt timed out", provider=job.provider.name)
+        finished.put_nowait(job)
+
+    tasks = [asyncio.create_task(run(job)) for job in jobs]
+    try:
+        done = 0
+        while done < len(jobs):
+            group = [await finished.get()]
+            while not finished.empty():
+                group.append(finished.get_nowait())
+            with d.runtime.engine.begin() as conn:
+                finish(d, conn, group, d.runtime.clock.now())
+            done += len(group)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _run_job(d: Deliverer, job: Job) -> None:
+    if job.kind == "reconcile":
+        job.reconciled = await _lookup(d, job)
+        return
+    try:
+        job.receipt = await job.provider.send(job.message)
+        job.outcome = "sent"
+    except RateLimited as exc:
+        job.outcome, job.error = "rate_limited", exc
+    except MessageRejected as exc:
+        job.outcome, job.error = "rejected", exc
+    except OutcomeUnknown as exc:
+        job.outcome, job.error = "unknown", exc
+    except DeliveryError as exc:
+        job.outcome, job.error = "failure", exc
+    except Exception as exc:
+        log.exception("provider %s raised outside the delivery error tree", job.provider.name)
+        job.outcome, job.error = "failure", DeliveryError(repr(exc), provider=job.provider.name)
+
+
+async def _lookup(d: Deliverer, job: Job) -> Reconciled:
+    started_at = job.attempt["started_at"]
+    relay_log = d.relay_logs.get(job.provider.name)
+    if relay_log is None:
+        return await reconcile(job.provider, job.message, started_at)
+    if not isinstance(job.provider, MessageIds):
+        return Reconciled("lookup_failed", detail=f"{job.provider.name} cannot name its Message-IDs")
+    return await reconcile_relay(
+        relay_log,
+        job.provider.message_id(job.message),
+        started_at=started_at,
+        # The attempt's claim was taken at started_at with this lease; its sends ended by the lease's end.
+        sent_by=started_at + d.lease,
+        now=d.runtime.clock.now(),
+    )

@@ -1,0 +1,59 @@
+"""The process runner: one Deliverer per runtime with its own event loop, for the synchronous worker loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from herald.db.runtime import Runtime
+from herald.delivery import ledger
+from herald.delivery.bootstrap import Providers, build_registry
+from herald.delivery.settings import DeliverySettings, load_delivery_settings
+from herald.delivery.worker import Deliverer
+
+
+class _Engine:
+    """A Deliverer with its own event loop and providers, for the synchronous worker loop."""
+
+    def __init__(self, runtime: Runtime, delivery: DeliverySettings, concurrency: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.providers: Providers = build_registry(runtime, delivery, concurrency=concurrency)
+        self.deliverer = Deliverer(runtime, self.providers.registry, delivery, relay_logs=self.providers.relay_logs)
+
+    def run(self, concurrency: int) -> int:
+        return self.loop.run_until_complete(self.deliverer.run_pass(concurrency=concurrency))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.providers.aclose())
+        self.loop.close()
+
+
+_engines: dict[int, tuple[Runtime, _Engine]] = {}
+_engines_lock = threading.Lock()
+
+
+def run_delivery_pass(runtime: Runtime, *, concurrency: int = 1) -> int:
+    """One drain of due deliveries for this runtime (called by the worker loop); returns rows handled.
+
+    Providers (and the embedded simulator) are only built once there is something to deliver.
+    """
+    with _engines_lock:
+        entry = _engines.get(id(runtime))
+        if entry is not None and entry[0] is not runtime:
+            stale = _engines.pop(id(runtime))[1]
+            stale.close()
+            entry = None
+        if entry is None:
+            with runtime.engine.connect() as conn:
+                if not ledger.anything_due(conn, runtime.clock.now()):
+                    return 0
+            entry = (runtime, _Engine(runtime, load_delivery_settings(), concurrency))
+            _engines[id(runtime)] = entry
+    return entry[1].run(concurrency)
+
+
+def close_delivery(runtime: Runtime) -> None:
+    with _engines_lock:
+        entry = _engines.pop(id(runtime), None)
+    if entry is not None:
+        entry[1].close()
