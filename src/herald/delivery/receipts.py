@@ -19,7 +19,7 @@ from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime
 from herald.delivery import ledger, outcomes
 from herald.delivery.bootstrap import email_provider, public_url, twilio_settings
-from herald.delivery.settings import DeliverySettings, load_delivery_settings
+from herald.delivery.settings import DeliverySettings, delivery_settings
 
 _DONE = {EventKind.DELIVERED, EventKind.READ, EventKind.ANSWERED}
 _DEAD = {EventKind.UNDELIVERED, EventKind.FAILED}
@@ -54,7 +54,7 @@ def record_callback(
     """`POST /hooks/{provider}`: the adapter verifies (SignatureError) and parses; returns events applied.
 
     UnknownProviderError when no adapter has that name."""
-    settings = delivery or load_delivery_settings()
+    settings = delivery or delivery_settings(runtime)
     return _parse_and_apply(
         runtime, settings, provider, public_url(runtime.settings, settings) + path, query, headers, body
     )
@@ -84,7 +84,7 @@ def record_twilio_callback(
     with runtime.engine.connect() as conn:
         attempt = ledger.attempt_by_reference(conn, reference) if reference else None
     provider = attempt["provider"] if attempt and str(attempt["provider"]).startswith("twilio") else "twilio_sms"
-    settings = delivery or load_delivery_settings()
+    settings = delivery or delivery_settings(runtime)
     # Signed over the status URL the account was given (HERALD_TWILIO_STATUS_CALLBACK_URL may differ).
     public = twilio_settings(runtime, settings).status_callback_url
     return _parse_and_apply(runtime, settings, provider, public, query, headers, body)

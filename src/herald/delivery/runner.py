@@ -8,7 +8,7 @@ import threading
 from herald.db.runtime import Runtime
 from herald.delivery import ledger
 from herald.delivery.bootstrap import Providers, build_registry
-from herald.delivery.settings import DeliverySettings, load_delivery_settings
+from herald.delivery.settings import DeliverySettings, delivery_settings
 from herald.delivery.worker import Deliverer
 
 
@@ -28,8 +28,12 @@ class _Engine:
         self.loop.close()
 
 
-_engines: dict[int, tuple[Runtime, _Engine]] = {}
-_engines_lock = threading.Lock()
+class _Slot:
+    """This runtime's delivery engine, built on first need; kept on the runtime (the composition root's parts)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.engine: _Engine | None = None
 
 
 def run_delivery_pass(runtime: Runtime, *, concurrency: int = 1) -> int:
@@ -37,23 +41,20 @@ def run_delivery_pass(runtime: Runtime, *, concurrency: int = 1) -> int:
 
     Providers (and the embedded simulator) are only built once there is something to deliver.
     """
-    with _engines_lock:
-        entry = _engines.get(id(runtime))
-        if entry is not None and entry[0] is not runtime:
-            stale = _engines.pop(id(runtime))[1]
-            stale.close()
-            entry = None
-        if entry is None:
+    slot = runtime.part(_Slot, _Slot)
+    with slot.lock:
+        if slot.engine is None:
             with runtime.engine.connect() as conn:
                 if not ledger.anything_due(conn, runtime.clock.now()):
                     return 0
-            entry = (runtime, _Engine(runtime, load_delivery_settings(), concurrency))
-            _engines[id(runtime)] = entry
-    return entry[1].run(concurrency)
+            slot.engine = _Engine(runtime, delivery_settings(runtime), concurrency)
+        engine = slot.engine
+    return engine.run(concurrency)
 
 
 def close_delivery(runtime: Runtime) -> None:
-    with _engines_lock:
-        entry = _engines.pop(id(runtime), None)
-    if entry is not None:
-        entry[1].close()
+    slot = runtime.part(_Slot, _Slot)
+    with slot.lock:
+        engine, slot.engine = slot.engine, None
+    if engine is not None:
+        engine.close()

@@ -19,7 +19,7 @@ from herald.delivery.execute import execute
 from herald.delivery.failover import RetryPolicy
 from herald.delivery.reconcile import AcceptanceLog, can_reconcile
 from herald.delivery.send_jobs import Job, rendered_message
-from herald.delivery.settings import DeliverySettings, load_delivery_settings
+from herald.delivery.settings import DeliverySettings, delivery_settings
 from herald.delivery.throttle import Throttle
 
 # Kept importable from here: the worker loop, the service and tests use these names.
@@ -47,7 +47,7 @@ class Deliverer:
         self.throttle = throttle or Throttle()
         self.registry = registry
         self.relay_logs = dict(relay_logs or {})
-        self.delivery = delivery or load_delivery_settings()
+        self.delivery = delivery or delivery_settings(runtime)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.rng = rng or random.Random()
         self.retry = RetryPolicy(
