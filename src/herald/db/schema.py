@@ -6,6 +6,7 @@ from herald.db import (
     auth_tables,  # noqa: F401
     delivery_tables,  # noqa: F401
     event_tables,  # noqa: F401
+    job_tables,  # noqa: F401
     tables,
 )
 from herald.db.tables import metadata

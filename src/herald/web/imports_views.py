@@ -15,6 +15,7 @@ from herald.contacts import importing, undo
 from herald.contacts.importers import FORMATS
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
 from herald.core.inputs import NUL, Id, Text
+from herald.jobs.imports import queue_import
 from herald.web.contacts_views import StaffDep, not_found
 from herald.web.deps import CSRF, client_ip, get_runtime
 from herald.web.render import FormErrors, redirect, render
@@ -117,8 +118,8 @@ async def start_import(
     record_audit(
         runtime.engine, runtime.clock, "import.started", actor=actor, target=f"import {batch_id}", details=details
     )
-    # The batch row is durable before we answer; the work runs beside the request and reports progress.
-    importing.start_import(
+    # The batch and its job are durable before we answer; a worker runs it and reports progress on the row.
+    queue_import(
         runtime.engine,
         runtime.clock,
         path,
