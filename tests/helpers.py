@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -38,3 +40,24 @@ def postfix_address() -> tuple[str, int]:
         pytest.skip("postfix not configured (HERALD_TEST_SMTP); `make test` starts it")
     host, _, port = value.rpartition(":")
     return host, int(port or 25)
+
+
+def wait_for_job(api: Any, job_id: int, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll GET /api/jobs/{id} until the job is done or failed (a worker or the `job_runner` fixture runs it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
+        time.sleep(0.05)
+
+
+def scan_duplicates(api: Any, **params: Any) -> dict[str, Any]:
+    """POST /api/duplicates/scan (202 + job), wait for the job, return its result (new, refreshed, …)."""
+    queued = api.post("/api/duplicates/scan", params=params)
+    assert queued.status_code == 202, queued.text
+    job = wait_for_job(api, queued.json()["job_id"])
+    assert job["status"] == "done", job
+    result: dict[str, Any] = job["result"]
+    return result

@@ -77,14 +77,18 @@ def run_worker(
     stop: threading.Event | None = None,
     jobs: Callable[[Runtime], int] | None = None,
     wait: Wait | None = None,
+    jobs_only: bool = False,
 ) -> None:
     """Loop until `stop` is set (or one pass with `once`); a long-running worker keeps a heartbeat.
 
-    `jobs` and `wait` are injectable so tests can drive the loop.
+    `jobs_only` runs durable jobs (and queues scheduled backups) but delivers nothing: such a worker keeps no
+    delivery heartbeat. `jobs` and `wait` are injectable so tests can drive the loop.
     """
     stop = stop or threading.Event()
     wait = wait or stop.wait
     kinds, dispatcher = job_kinds(), subscriptions()
+    if jobs_only and jobs is None:
+        jobs = lambda rt: int(queue_due_backup(rt) is not None) + run_queued_jobs(rt, kinds)  # noqa: E731
     # A long-running worker runs jobs on a thread of their own, so a large import never holds up deliveries;
     # `--once` runs them inline. A job the process dies in is resumed by whichever worker claims it next.
     job_thread: threading.Thread | None = None
@@ -107,7 +111,7 @@ def run_worker(
             delay = 0.0
             try:
                 now = runtime.clock.now()
-                if not once and now >= next_beat:
+                if not once and not jobs_only and now >= next_beat:
                     next_beat = now + HEARTBEAT_EVERY
                     heartbeat.beat(runtime, name, started)
                 if now >= next_housekeeping:
@@ -139,7 +143,7 @@ def run_worker(
         # Providers hold threads and connections (the embedded SMS simulator, SMTP pools): close them here,
         # or interpreter shutdown tears them down mid-flight and `herald worker --once` ends in a traceback.
         close_delivery(runtime)
-        if not once:
+        if not once and not jobs_only:
             _forget(runtime, name)
 
 
