@@ -43,8 +43,7 @@ def run_due_jobs(
 ) -> int:
     """One pass: queue a due backup, run queued jobs (unless a job thread does), dispatch events, deliver."""
     ran = 0
-    if queue_due_backup(runtime) is not None:
-        ran += 1
+    queue_due_backup(runtime)  # counted when its job runs
     if inline_jobs:
         ran += run_queued_jobs(runtime, kinds or job_kinds())
     ran += (dispatcher or subscriptions()).dispatch(runtime)
@@ -88,7 +87,7 @@ def run_worker(
     wait = wait or stop.wait
     kinds, dispatcher = job_kinds(), subscriptions()
     if jobs_only and jobs is None:
-        jobs = lambda rt: int(queue_due_backup(rt) is not None) + run_queued_jobs(rt, kinds)  # noqa: E731
+        jobs = lambda rt: (queue_due_backup(rt), run_queued_jobs(rt, kinds))[1]  # noqa: E731
     # A long-running worker runs jobs on a thread of their own, so a large import never holds up deliveries;
     # `--once` runs them inline. A job the process dies in is resumed by whichever worker claims it next.
     job_thread: threading.Thread | None = None
