@@ -11,6 +11,7 @@ from herald.consent.policy import OPT_OUTS
 from herald.contacts.store import as_survivorship, get_active_person, person_fields, update_person
 from herald.contacts.survivorship import survive
 from herald.core.errors import ConflictError, InvalidInputError, NotFoundError
+from herald.db.event_log import Origin, append_event
 from herald.db.tables import consent_events, identifiers, merge_suggestions, merges, people, source_records
 
 
@@ -72,6 +73,14 @@ def merge_people(
         .returning(merges.c.id)
     )
     assert merge_id is not None
+    append_event(
+        conn,
+        "contacts_merged",
+        at=now,
+        person_id=survivor_id,
+        origin=Origin("import", batch_id) if batch_id is not None else None,
+        data={"merged_id": merged_id, "merge_id": int(merge_id), "reason": reason},
+    )
     return int(merge_id)
 
 
