@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.core.errors import HeraldError
+from herald.core.errors import HeraldError, LeaseLostError
 from herald.db.runtime import Runtime
 from herald.delivery.heartbeat import worker_name
 from herald.jobs import store
@@ -19,12 +19,6 @@ from herald.jobs.store import Claim
 
 POLL_SECONDS = 0.5
 log = logging.getLogger(__name__)
-
-
-class LeaseLostError(HeraldError):
-    """Another worker took this job over (our lease ran out): stop without touching anything else."""
-
-    code = "job_lease_lost"
 
 
 @dataclass
@@ -88,7 +82,10 @@ class JobKinds:
 
 
 class JobInterruptedError(HeraldError):
+    """A job's workers kept dying before it finished; it is failed with this reason instead of retried again."""
+
     code = "job_interrupted"
+    http_status = 500
 
 
 def run_next_job(runtime: Runtime, kinds: JobKinds, *, worker: str | None = None) -> bool:
