@@ -144,3 +144,28 @@ def test_unknown_and_malformed_job_ids(api: Any) -> None:
         response = api.get(f"/api/jobs/{value}")
         assert response.status_code == 422 and response.json()["error"]["code"], value
     assert cli("jobs", "show", "999").exit_code == 1
+
+
+def test_the_import_page_says_it_waits_for_a_worker_then_shows_the_result(
+    runtime: Runtime, clock: FrozenClock, cli_env: dict[str, str]
+) -> None:
+    from herald.auth import users
+    from tests.integration.test_auth import PASSWORD, _csrf, make_admin
+
+    admin = make_admin(runtime.engine, clock)
+    user = users.create_user(
+        runtime.engine, clock, admin.actor(), email="m@example.com", password=PASSWORD, role="marketer"
+    )
+    users.relax_2fa(runtime.engine, clock, admin.actor(), user.id, "a shared kiosk for the test")
+    with TestClient(create_app(runtime), follow_redirects=False) as page:  # like `herald serve --no-worker`
+        token = _csrf(page.get("/login").text)
+        page.post("/login", data={"csrf_token": token, "email": "m@example.com", "password": PASSWORD})
+        token = _csrf(page.get("/imports").text)
+        started = page.post("/imports", data={"csrf_token": token}, files={"file": ("people.csv", PEOPLE)})
+        assert started.status_code == 303, started.text
+        batch_url = started.headers["location"]
+        waiting = page.get(batch_url + "/progress").text
+        assert 'data-testid="import-waiting"' in waiting and "waiting for a worker" in waiting
+        assert cli("worker", "--once").exit_code == 0
+        done = page.get(batch_url + "/progress").text
+        assert "waiting for a worker" not in done and 'data-status="done"' in done

@@ -60,7 +60,6 @@ def run_import_job(job: JobRun) -> Mapping[str, Any]:
         file_name=p["file_name"],
         rejects_dir=Path(p["rejects_dir"]),
         actor=p["actor"],
-        workers=importing.default_workers(runtime.settings.import_workers),
         checkpoint=job.checkpoint,
         resume=job.resumed,
     )
