@@ -170,8 +170,24 @@ def api_key(engine: sa.Engine, clock: FrozenClock) -> str:
 
 
 @pytest.fixture
-def api(runtime: Runtime, api_key: str) -> Iterator[object]:
-    """An authenticated TestClient against the real app on this test's database."""
+def job_runner(runtime: Runtime) -> Iterator[None]:
+    """A job thread as `herald worker` runs it (imports, scans, backups), without deliveries or events."""
+    import threading
+
+    from herald.jobs.kinds import job_kinds
+    from herald.jobs.runner import run_jobs_until
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run_jobs_until, args=(runtime, job_kinds(), stop), kwargs={"poll": 0.05})
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=60)
+
+
+@pytest.fixture
+def api(runtime: Runtime, api_key: str, job_runner: None) -> Iterator[object]:
+    """An authenticated TestClient against the real app on this test's database; queued jobs run beside it."""
     from fastapi.testclient import TestClient
 
     from herald.api.app import create_app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,3 +53,24 @@ def in_unit(engine: sa.Engine, clock: Clock, actor: Actor, service: Callable[...
     """Call a state-changing service in its own unit of work, as an entry point does."""
     with unit_of_work(engine, clock, actor) as uow:
         return service(uow, *args, **kwargs)
+
+
+def wait_for_job(api: Any, job_id: int, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll GET /api/jobs/{id} until the job is done or failed (a worker or the `job_runner` fixture runs it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s"
+        time.sleep(0.05)
+
+
+def scan_duplicates(api: Any, **params: Any) -> dict[str, Any]:
+    """POST /api/duplicates/scan (202 + job), wait for the job, return its result (new, refreshed, …)."""
+    queued = api.post("/api/duplicates/scan", params=params)
+    assert queued.status_code == 202, queued.text
+    job = wait_for_job(api, queued.json()["job_id"])
+    assert job["status"] == "done", job
+    result: dict[str, Any] = job["result"]
+    return result

@@ -21,7 +21,7 @@ from herald.db.contacts_tables import identifiers, merge_suggestions, people
 from herald.db.engine import create_db_engine
 from herald.db.types import UTCDateTime
 from tests.conftest import empty_database_url
-from tests.helpers import cli
+from tests.helpers import cli, scan_duplicates
 
 FIRST = [
     "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William", "Elizabeth",
@@ -152,7 +152,7 @@ def test_a_realistic_population_gives_few_suggestions_and_all_planted_duplicates
     assert "Katherine Johnson" in {typo["person_a"]["name"], typo["person_b"]["name"]}
 
     # A second scan finds nothing new and keeps the same total; the household keeps its import evidence.
-    again = api.post("/api/duplicates/scan").json()
+    again = scan_duplicates(api)
     assert again == {"new": 0, "refreshed": total - 1, "withdrawn": 0, "open_total": total}
     assert open_pairs(api) == found
 
@@ -178,7 +178,7 @@ def colleagues(api: Any, count: int) -> list[tuple[int, int]]:
 
 def test_paging_with_total_through_api_and_cli(api: Any, cli_env: dict[str, str]) -> None:
     colleagues(api, 5)
-    assert api.post("/api/duplicates/scan").json()["new"] == 5
+    assert scan_duplicates(api)["new"] == 5
     first = api.get("/api/duplicates", params={"per_page": 2}).json()
     assert (first["total"], first["page"], first["per_page"], first["last_page"]) == (5, 1, 2, 3)
     ids = [s["id"] for s in first["suggestions"]]
@@ -205,7 +205,7 @@ def test_paging_with_total_through_api_and_cli(api: Any, cli_env: dict[str, str]
 
 def test_dismissed_pairs_stay_dismissed_after_a_rescan(api: Any, cli_env: dict[str, str]) -> None:
     (a1, b1), (a2, b2) = colleagues(api, 2)
-    api.post("/api/duplicates/scan")
+    scan_duplicates(api)
     by_pair = {frozenset((s["person_a"]["id"], s["person_b"]["id"])): s["id"] for s in open_pairs(api).values()}
     first, second = by_pair[frozenset((a1, b1))], by_pair[frozenset((a2, b2))]
 
@@ -216,7 +216,7 @@ def test_dismissed_pairs_stay_dismissed_after_a_rescan(api: Any, cli_env: dict[s
     out = cli("contacts", "dismiss-suggestion", str(second))
     assert out.exit_code == 0 and f"suggestion {second} dismissed" in out.output, out.output
 
-    rescan = api.post("/api/duplicates/scan").json()
+    rescan = scan_duplicates(api)
     assert rescan["new"] == 0 and rescan["open_total"] == 0
     assert api.get("/api/duplicates").json()["total"] == 0
     listed = api.get("/api/duplicates", params={"status": "dismissed"}).json()
@@ -231,7 +231,7 @@ def test_dismissed_pairs_stay_dismissed_after_a_rescan(api: Any, cli_env: dict[s
 
 def test_merging_marks_the_suggestion_merged_and_unmerging_reopens_it(api: Any, cli_env: dict[str, str]) -> None:
     ((a, b),) = colleagues(api, 1)
-    api.post("/api/duplicates/scan")
+    scan_duplicates(api)
     (suggestion,) = open_pairs(api).values()
 
     merged = api.post(
@@ -242,7 +242,7 @@ def test_merging_marks_the_suggestion_merged_and_unmerging_reopens_it(api: Any, 
     assert api.get("/api/duplicates").json()["total"] == 0
     refused = api.post(f"/api/duplicates/{suggestion['id']}/dismiss")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
-    assert api.post("/api/duplicates/scan").json()["new"] == 0  # b is merged: nothing to suggest
+    assert scan_duplicates(api)["new"] == 0  # b is merged: nothing to suggest
 
     undone = api.post(f"/api/merges/{merged.json()['id']}/undo").json()
     assert undone == {"survivor_id": a, "restored_id": b, "reopened_suggestion_id": suggestion["id"]}
@@ -260,14 +260,14 @@ def test_merging_marks_the_suggestion_merged_and_unmerging_reopens_it(api: Any, 
 
 def test_rescan_withdraws_open_suggestions_that_lost_their_evidence(api: Any) -> None:
     ((_, b),) = colleagues(api, 1)
-    api.post("/api/duplicates/scan")
+    scan_duplicates(api)
     assert api.get("/api/duplicates").json()["total"] == 1
     # The second address turns out to belong to someone else: a newer record renames that person.
     api.post(
         "/api/contacts", json={"emails": ["akowalska0@firm0.example"], "first_name": "Zbigniew", "last_name": "Nowak"}
     )
     assert api.get(f"/api/contacts/{b}").json()["first_name"] == "Zbigniew"
-    assert api.post("/api/duplicates/scan").json() == {"new": 0, "refreshed": 0, "withdrawn": 1, "open_total": 0}
+    assert scan_duplicates(api) == {"new": 0, "refreshed": 0, "withdrawn": 1, "open_total": 0}
 
 
 @pytest.fixture
@@ -359,7 +359,7 @@ def test_a_large_company_domain_is_scanned_in_name_groups(
     rows.append(["jennifer.okafor@bigcorp.example", "Jennifer", "Okafor", ""])
     rows.append(["j.okafor@bigcorp.example", "Jenifer", "Okafor", ""])
     assert cli("contacts", "import", str(write_rows(tmp_path / "big.csv", rows))).exit_code == 0
-    scan = api.post("/api/duplicates/scan").json()
+    scan = scan_duplicates(api)
     assert scan["open_total"] < 100, scan  # same company and (near) same name: a fair question for a human
     found = open_pairs(api)
     pair = frozenset(

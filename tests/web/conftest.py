@@ -47,7 +47,8 @@ def _wait_until_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> N
 
 @pytest.fixture
 def server(cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """Base URL of `herald serve --no-worker` on this test's (already migrated) database."""
+    """Base URL of `herald serve --no-worker` on this test's (already migrated) database, with a
+    `herald worker --jobs-only` beside it: imports and scans run, nothing is delivered."""
     port = free_port()
     log = tmp_path / "serve.log"
     herald = Path(sys.executable).parent / "herald"
@@ -58,17 +59,25 @@ def server(cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+        jobs = subprocess.Popen(
+            [str(herald), "worker", "--jobs-only"],
+            env={**os.environ, **cli_env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(url, proc, log)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for running in (proc, jobs):
+            running.terminate()
+        for running in (proc, jobs):
+            try:
+                running.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                running.kill()
+                running.wait()
 
 
 @pytest.fixture(scope="module")

@@ -148,6 +148,15 @@ def remove_stale_leftovers(directory: Path, now: dt.datetime) -> list[Path]:
     return stale
 
 
+def backup_due(runtime: Runtime) -> bool:
+    """Whether the schedule asks for a backup now (a cheap read; the worker then queues a backup job)."""
+    schedule = parse_schedule(runtime.settings.backup_schedule)
+    if schedule == "off":
+        return False
+    last_at, last_status = _newest_scheduled(runtime.engine)
+    return is_due(schedule, runtime.clock.now(), last_at, last_status)
+
+
 def run_due_backup(runtime: Runtime) -> Path | None:
     """Take a scheduled backup if one is due; return the path attempted (see its row for the outcome)."""
     schedule = parse_schedule(runtime.settings.backup_schedule)

@@ -72,11 +72,14 @@ def serve(
 def worker(
     once: bool = typer.Option(False, "--once", help="Run one pass of due work and exit."),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="Parallel deliveries."),
+    jobs_only: bool = typer.Option(
+        False, "--jobs-only", help="Run durable jobs only (imports, duplicate scans, backups); deliver nothing."
+    ),
 ) -> None:
-    """Run background work: deliveries and scheduled backups, until stopped (Ctrl-C)."""
+    """Run background work: jobs (imports, scans, backups), event handlers and deliveries, until stopped (Ctrl-C)."""
     with runtime() as rt:
         try:
-            run_worker(rt, once=once, concurrency=concurrency)
+            run_worker(rt, once=once, concurrency=concurrency, jobs_only=jobs_only)
         except KeyboardInterrupt:
             err_console.print("worker stopped")
 

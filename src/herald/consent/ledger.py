@@ -20,6 +20,11 @@ from herald.consent.policy import (
 )
 from herald.core.errors import InvalidInputError
 from herald.db.consent_tables import consent_events
+from herald.db.event_log import append_event
+
+# Consent changes the event log reports (tracking, journeys and scoring subscribe to them). Bounces and
+# complaints are reported by delivery, where they happen, with the message they belong to.
+LOGGED_KINDS = ("subscribed", "unsubscribed")
 
 
 def check_event(channel: str, purpose: str, kind: str) -> None:
@@ -61,8 +66,24 @@ def event_row(
 
 
 def record_events(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
-    if rows:
-        conn.execute(consent_events.insert(), list(rows))
+    """Append consent rows and, in the same transaction, an event per subscribe or unsubscribe."""
+    if not rows:
+        return
+    conn.execute(consent_events.insert(), list(rows))
+    for row in rows:
+        if row["kind"] in LOGGED_KINDS:
+            occurred_at = row["occurred_at"]
+            assert isinstance(occurred_at, dt.datetime)
+            person_id = row["person_id"]
+            assert isinstance(person_id, int)
+            append_event(
+                conn,
+                str(row["kind"]),
+                at=occurred_at,
+                person_id=person_id,
+                channel=str(row["channel"]),
+                data={"purpose": row["purpose"], "source": row["source"], "explicit": bool(row["explicit"])},
+            )
 
 
 def load_events(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[ConsentEvent]]:

@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import logging
 import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -25,8 +24,8 @@ from herald.contacts.records import REJECT, WARNING, RowIssue, expand, validate_
 from herald.contacts.resolve import Resolver
 from herald.core.actor import SYSTEM, Actor
 from herald.core.clock import Clock
-from herald.core.errors import HeraldError, InvalidInputError, NotFoundError
-from herald.db.contacts_tables import import_batches, import_rejects
+from herald.core.errors import HeraldError, InvalidInputError, LeaseLostError, NotFoundError
+from herald.db.contacts_tables import batch_changes, import_batches, import_rejects
 from herald.db.engine import read_connection
 from herald.db.runtime import instance_secret
 from herald.db.unit_of_work import UnitOfWork, unit_of_work
@@ -45,6 +44,9 @@ COUNT_KEYS = (
     "suppressed",
 )
 Progress = Callable[[int, int], None]  # (processed rows, estimated total rows)
+# Called inside each chunk's transaction with (processed rows, estimated total rows): a durable job records its
+# progress there and raises LeaseLostError when another worker took it over, which rolls the chunk back.
+Checkpoint = Callable[[sa.Connection, int, int], None]
 
 
 @dataclass
@@ -258,9 +260,12 @@ class _Pass:
     pool: Executor | None
     total: int
     progress: Progress | None
+    checkpoint: Checkpoint | None = None
+    start: int = 0  # rows an interrupted run already committed; a resumed run skips them
 
     def chunks(self) -> Iterator[list[Incoming | RowIssue]]:
-        return validated_chunks(self.source, self.region, self.workers, self.pool)
+        rows = islice(self.source, self.start, None) if self.start else self.source
+        return validated_chunks(rows, self.region, self.workers, self.pool)
 
     def advanced(self, processed: int) -> None:
         if self.progress:
@@ -281,11 +286,18 @@ def run_import(
     progress: Progress | None = None,
     rejects_dir: Path | None = None,
     actor: Actor = SYSTEM,
+    checkpoint: Checkpoint | None = None,
+    resume: bool = False,
 ) -> ImportReport:
     """Import one file. Bad rows are rejected with reasons, bad values beside good ones are warnings;
-    any failure, also a file that cannot be read at all, ends the batch as failed and rolls it back."""
+    any failure, also a file that cannot be read at all, ends the batch as failed and rolls it back.
+
+    With `resume`, an existing batch that an interrupted run left half done continues after the rows it
+    already committed (each chunk commits its rows and the batch's progress together, so none is lost or
+    written twice). A LeaseLostError from `checkpoint` leaves the batch to whoever took it over."""
     name = file_name or path.name
     importer = _Importer(engine, clock, dry_run=dry_run, actor=actor.label)
+    start = _restore(engine, importer, batch_id) if resume and batch_id is not None and not dry_run else 0
     try:
         total = estimate_rows(path)
         source = open_any(path, fmt)
@@ -298,7 +310,7 @@ def run_import(
     with source:
         layout, encoding, guessed = source.format, source.encoding, source.encoding_guessed
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-        run = _Pass(source, name, layout, default_region.upper(), workers, pool, total, progress)
+        run = _Pass(source, name, layout, default_region.upper(), workers, pool, total, progress, checkpoint, start)
         try:
             if dry_run:
                 processed = _dry_run(engine, clock, importer, run)
@@ -317,6 +329,8 @@ def run_import(
                 encoding_guessed=guessed,
             )
             processed = _commit_run(engine, importer, batch_id, run)
+        except LeaseLostError:
+            raise  # another worker runs this batch now: failing it would undo its work
         except Exception as exc:
             if batch_id is not None and not dry_run:
                 fail_batch(engine, clock, batch_id, exc)
@@ -340,40 +354,9 @@ def run_import(
     return report
 
 
-def start_import(
-    engine: sa.Engine,
-    clock: Clock,
-    path: Path,
-    *,
-    batch_id: int,
-    fmt: str,
-    default_region: str,
-    file_name: str,
-    rejects_dir: Path,
-    actor: Actor,
-) -> threading.Thread:
-    """Run an already created batch beside the caller (API upload, web upload); progress is on its row."""
-
-    def work() -> None:
-        try:
-            run_import(
-                engine,
-                clock,
-                path,
-                fmt=fmt,
-                default_region=default_region,
-                batch_id=batch_id,
-                file_name=file_name,
-                rejects_dir=rejects_dir,
-                actor=actor,
-            )
-        except Exception:
-            # run_import already rolled the batch back and stored the error on its row.
-            log.exception("import batch %s failed", batch_id)
-
-    thread = threading.Thread(target=work, daemon=True, name=f"import-{batch_id}")
-    thread.start()
-    return thread
+def link_job(conn: sa.Connection, batch_id: int, job_id: int) -> None:
+    """Record which durable job runs this batch, in the transaction that queues the job."""
+    conn.execute(import_batches.update().where(import_batches.c.id == batch_id).values(job_id=job_id))
 
 
 def _dry_run(engine: sa.Engine, clock: Clock, importer: _Importer, run: _Pass) -> int:
@@ -391,8 +374,25 @@ def _dry_run(engine: sa.Engine, clock: Clock, importer: _Importer, run: _Pass) -
     return processed
 
 
+def _restore(engine: sa.Engine, importer: _Importer, batch_id: int) -> int:
+    """Pick up an interrupted batch: its committed totals, journal and issues; return the rows already done."""
+    with read_connection(engine) as conn:
+        batch = conn.execute(
+            sa.select(import_batches.c.processed_rows, import_batches.c.counts).where(import_batches.c.id == batch_id)
+        ).first()
+        if batch is None or not batch.processed_rows:
+            return 0
+        journaled = conn.scalars(sa.select(batch_changes.c.person_id).where(batch_changes.c.batch_id == batch_id))
+        importer.journaled = set(journaled)
+    importer.counts = Counter({key: int(value) for key, value in (batch.counts or {}).items()})
+    for issue in batch_issues(engine, batch_id):
+        (importer.warnings if issue.kind == WARNING else importer.rejects).append(issue)
+    log.warning("import batch %s resumes after row %d", batch_id, batch.processed_rows)
+    return int(batch.processed_rows)
+
+
 def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pass) -> int:
-    processed = 0
+    processed = run.start
     for items in run.chunks():
         for attempt in range(3):
             try:
@@ -408,6 +408,8 @@ def _commit_run(engine: sa.Engine, importer: _Importer, batch_id: int, run: _Pas
                             counts=_counts(importer.counts + chunk.counts),
                         )
                     )
+                    if run.checkpoint is not None:
+                        run.checkpoint(conn, processed_now, max(run.total, processed_now))
                 break
             except IntegrityError:
                 # Another writer created one of these identifiers between our lookup and insert

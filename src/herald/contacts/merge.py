@@ -12,6 +12,7 @@ from herald.contacts.store import as_survivorship, get_active_person, update_per
 from herald.contacts.survivorship import person_fields, survive
 from herald.core.errors import ConflictError, InvalidInputError, NotFoundError
 from herald.db.contacts_tables import identifiers, merge_suggestions, merges, people, source_records
+from herald.db.event_log import Origin, append_event
 
 
 def _ids(conn: sa.Connection, table: sa.Table, person_id: int) -> list[int]:
@@ -73,6 +74,14 @@ def merge_people(
         .returning(merges.c.id)
     )
     assert merge_id is not None
+    append_event(
+        conn,
+        "contacts_merged",
+        at=now,
+        person_id=survivor_id,
+        origin=Origin("import", batch_id) if batch_id is not None else None,
+        data={"merged_id": merged_id, "merge_id": int(merge_id), "reason": reason},
+    )
     return int(merge_id)
 
 

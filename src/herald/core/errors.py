@@ -35,6 +35,13 @@ class HeraldError(Exception):
         return body
 
 
+class LeaseLostError(HeraldError):
+    """A claimed piece of work was taken over by another worker (its lease ran out): stop, write nothing."""
+
+    code = "lease_lost"
+    http_status = 409
+
+
 class NotFoundError(HeraldError):
     code = "not_found"
     http_status = 404

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     backup_retention: int = Field(default=6, ge=1, description="How many scheduled backups to keep.")
     backup_dir: Path | None = None
     import_workers: int = Field(default=0, ge=0, description="Validation processes; 0 = one per core.")
+    job_lease_seconds: float = Field(
+        default=120.0, gt=0, description="A running job's lease (renewed at checkpoints); then others resume it."
+    )
     secret_key: str = Field(default="", description="Signs tokens; generated into data_dir when empty.")
     session_idle_minutes: int = Field(default=30, ge=1, description="Web sign-in ends after this idle time.")
     session_absolute_hours: int = Field(default=12, ge=1, description="Web sign-in ends after this long.")

@@ -25,6 +25,7 @@ import_batches = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("undone_at", UTCDateTime),
+    sa.Column("job_id", sa.BigInteger),  # the durable job that runs it (jobs table); none for CLI imports
 )
 
 

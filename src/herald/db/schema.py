@@ -10,6 +10,7 @@ from herald.db import (
     contacts_tables,  # noqa: F401
     delivery_tables,  # noqa: F401
     event_tables,  # noqa: F401
+    job_tables,  # noqa: F401
     tables,
     templates_tables,  # noqa: F401
 )

@@ -13,7 +13,9 @@ from herald.contacts.evidence import describe
 from herald.core.errors import HeraldError, NotFoundError
 from herald.core.inputs import Id, Text
 from herald.db.engine import Engine
-from herald.web.contacts_views import StaffDep, full_name
+from herald.jobs import store as job_store
+from herald.jobs.scans import queue_scan
+from herald.web.contacts_views import StaffDep, full_name, not_found
 from herald.web.deps import CSRF, begin, get_runtime
 from herald.web.render import redirect, render
 
@@ -74,6 +76,7 @@ def _page(
     notice: str | None = None,
     error: str | None = None,
     status_code: int = 200,
+    scan: dict[str, Any] | None = None,
 ) -> Response:
     engine = get_runtime(request).engine
     listing = dedupe.list_suggestions(engine, page=page, per_page=PAGE_SIZE)
@@ -91,6 +94,7 @@ def _page(
         "merges": _merge_rows(engine),
         "notice": notice,
         "error": error,
+        "scan": scan,
     }
     return render(request, "duplicates.html", context, status_code=status_code)
 
@@ -101,15 +105,39 @@ def duplicates_page(
     signed_in: StaffDep,
     notice: Text = "",
     page: Annotated[Id, Query(le=1_000_000)] = 1,
+    scan: Id | None = None,
 ) -> Response:
-    return _page(request, page=page, notice=NOTICES.get(notice))
+    job = _scan_job(request, scan) if scan is not None else None
+    if job is not None and job["status"] == "done":
+        return redirect(request, "/duplicates?notice=scanned")
+    return _page(request, page=page, notice=NOTICES.get(notice), scan=job)
+
+
+def _scan_job(request: Request, job_id: int) -> dict[str, Any] | None:
+    try:
+        job = job_store.get_job(get_runtime(request).engine, job_id)
+    except NotFoundError:
+        return None
+    return job if job["kind"] == "duplicate_scan" else None
 
 
 @router.post("/scan", dependencies=CSRF)
 def scan(request: Request, signed_in: StaffDep) -> Response:
     runtime = get_runtime(request)
-    dedupe.compute_suggestions(runtime.engine, runtime.clock)
-    return redirect(request, "/duplicates?notice=scanned")
+    # A worker runs the scan (a large list takes a while); the page follows its job until it is done.
+    job_id, _ = queue_scan(runtime.engine, runtime.clock)
+    return redirect(request, f"/duplicates?scan={job_id}")
+
+
+@router.get("/scans/{job_id}")
+def scan_status(request: Request, signed_in: StaffDep, job_id: Id) -> Response:
+    """The polled notice: once the scan is done, the whole page moves to the fresh list."""
+    job = _scan_job(request, job_id)
+    if job is None:
+        return not_found(request, "No such duplicate scan.")
+    if job["status"] == "done":
+        return redirect(request, "/duplicates?notice=scanned")
+    return render(request, "_scan_status.html", {"scan": job})
 
 
 @router.post("/{suggestion_id}/merge", dependencies=CSRF)

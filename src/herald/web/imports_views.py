@@ -14,6 +14,7 @@ from herald.contacts.importers import FORMATS
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
 from herald.core.inputs import NUL, Id, Text
 from herald.db.engine import Engine
+from herald.jobs.imports import queue_import
 from herald.web.contacts_views import StaffDep, not_found
 from herald.web.deps import CSRF, begin, get_runtime, operator
 from herald.web.render import FormErrors, redirect, render
@@ -112,8 +113,8 @@ async def start_import(
         path.unlink(missing_ok=True)
         importing.fail_batch(runtime.engine, runtime.clock, batch_id, exc)
         return _form_page(request, errors=FormErrors().add(exc, "file"), values=values, status_code=exc.http_status)
-    # The batch row is durable before we answer; the work runs beside the request and reports progress.
-    importing.start_import(
+    # The batch and its job are durable before we answer; a worker runs it and reports progress on the row.
+    queue_import(
         runtime.engine,
         runtime.clock,
         path,

@@ -1,4 +1,4 @@
-"""The worker loop: runs due jobs until stopped, backing off while passes keep failing."""
+"""The worker loop: queue scheduled work, run jobs, dispatch events, deliver; back off while passes fail."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from herald.backup.schedule import run_due_backup
 from herald.core.errors import StorageUnavailableError
 from herald.db.runtime import Runtime
 from herald.delivery import heartbeat
 from herald.delivery.housekeeping import prune_idempotency_keys
 from herald.delivery.worker import close_delivery, run_delivery_pass
+from herald.events.dispatcher import Dispatcher
+from herald.jobs.backups import queue_due_backup
+from herald.jobs.kinds import job_kinds
+from herald.jobs.runner import JobKinds, run_jobs_until, run_queued_jobs
 
 POLL_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
@@ -25,11 +28,25 @@ log = logging.getLogger(__name__)
 Wait = Callable[[float], bool]
 
 
-def run_due_jobs(runtime: Runtime, *, concurrency: int = 1) -> int:
-    """Run every job that is due now; return how many ran."""
+def subscriptions() -> Dispatcher:
+    """The event handlers this worker feeds; tracking, scoring, journeys and the inbox subscribe here."""
+    return Dispatcher()
+
+
+def run_due_jobs(
+    runtime: Runtime,
+    *,
+    concurrency: int = 1,
+    kinds: JobKinds | None = None,
+    dispatcher: Dispatcher | None = None,
+    inline_jobs: bool = True,
+) -> int:
+    """One pass: queue a due backup, run queued jobs (unless a job thread does), dispatch events, deliver."""
     ran = 0
-    if run_due_backup(runtime) is not None:
-        ran += 1
+    queue_due_backup(runtime)  # counted when its job runs
+    if inline_jobs:
+        ran += run_queued_jobs(runtime, kinds or job_kinds())
+    ran += (dispatcher or subscriptions()).dispatch(runtime)
     ran += run_delivery_pass(runtime, concurrency=concurrency)
     return ran
 
@@ -59,14 +76,32 @@ def run_worker(
     stop: threading.Event | None = None,
     jobs: Callable[[Runtime], int] | None = None,
     wait: Wait | None = None,
+    jobs_only: bool = False,
 ) -> None:
     """Loop until `stop` is set (or one pass with `once`); a long-running worker keeps a heartbeat.
 
-    `jobs` and `wait` are injectable so tests can drive the loop.
+    `jobs_only` runs durable jobs (and queues scheduled backups) but delivers nothing: such a worker keeps no
+    delivery heartbeat. `jobs` and `wait` are injectable so tests can drive the loop.
     """
     stop = stop or threading.Event()
     wait = wait or stop.wait
-    jobs = jobs or (lambda rt: run_due_jobs(rt, concurrency=concurrency))
+    kinds, dispatcher = job_kinds(), subscriptions()
+    if jobs_only and jobs is None:
+        jobs = lambda rt: (queue_due_backup(rt), run_queued_jobs(rt, kinds))[1]  # noqa: E731
+    # A long-running worker runs jobs on a thread of their own, so a large import never holds up deliveries;
+    # `--once` runs them inline. A job the process dies in is resumed by whichever worker claims it next.
+    job_thread: threading.Thread | None = None
+    jobs_stop = threading.Event()
+    if jobs is None and not once:
+        job_thread = threading.Thread(
+            target=run_jobs_until, args=(runtime, kinds, jobs_stop), daemon=True, name="herald-jobs"
+        )
+        job_thread.start()
+    jobs = jobs or (
+        lambda rt: run_due_jobs(
+            rt, concurrency=concurrency, kinds=kinds, dispatcher=dispatcher, inline_jobs=job_thread is None
+        )
+    )
     backoff = Backoff()
     name, started = heartbeat.worker_name(), runtime.clock.now()
     next_housekeeping = next_beat = runtime.clock.now()
@@ -75,7 +110,7 @@ def run_worker(
             delay = 0.0
             try:
                 now = runtime.clock.now()
-                if not once and now >= next_beat:
+                if not once and not jobs_only and now >= next_beat:
                     next_beat = now + HEARTBEAT_EVERY
                     heartbeat.beat(runtime, name, started)
                 if now >= next_housekeeping:
@@ -100,10 +135,14 @@ def run_worker(
             if once or wait(delay):
                 return
     finally:
+        jobs_stop.set()
+        if job_thread is not None:
+            # A job still running after this is abandoned mid-way; its lease runs out and it resumes elsewhere.
+            job_thread.join(timeout=10)
         # Providers hold threads and connections (the embedded SMS simulator, SMTP pools): close them here,
         # or interpreter shutdown tears them down mid-flight and `herald worker --once` ends in a traceback.
         close_delivery(runtime)
-        if not once:
+        if not once and not jobs_only:
             _forget(runtime, name)
 
 

@@ -12,6 +12,7 @@ from herald.contacts import dedupe
 from herald.contacts.dedupe import Suggestion
 from herald.contacts.evidence import describe
 from herald.core.inputs import Id
+from herald.jobs.scans import queue_scan
 
 router = APIRouter(tags=["duplicates"])
 
@@ -50,16 +51,14 @@ def list_duplicates(
     }
 
 
-@router.post("/duplicates/scan")
+@router.post("/duplicates/scan", status_code=202)
 def scan_duplicates(runtime: RuntimeDep, threshold: float = Query(88.0, ge=50, le=100)) -> dict[str, Any]:
-    """Look for new pairs with evidence; open suggestions that lost theirs are withdrawn."""
-    result = dedupe.compute_suggestions(runtime.engine, runtime.clock, threshold)
-    return {
-        "new": result.new,
-        "refreshed": result.refreshed,
-        "withdrawn": result.withdrawn,
-        "open_total": result.open_total,
-    }
+    """Queue a scan for new pairs with evidence (open suggestions that lost theirs are withdrawn).
+
+    A worker runs it; `GET /api/jobs/{job_id}` shows its progress and, once done, `result`: new, refreshed,
+    withdrawn and open_total. While a scan is queued or running, that scan is returned (`queued: false`)."""
+    job_id, queued = queue_scan(runtime.engine, runtime.clock, threshold)
+    return {"job_id": job_id, "queued": queued, "progress_url": f"/api/jobs/{job_id}"}
 
 
 @router.get("/duplicates/{suggestion_id}", responses=error_responses(404))

@@ -17,6 +17,7 @@ from herald.contacts.export import neutralise
 from herald.contacts.importers import FORMATS
 from herald.core.errors import InvalidInputError
 from herald.core.inputs import Id, Text, refuse_nul
+from herald.jobs.imports import queue_import
 
 router = APIRouter(tags=["imports"])
 ISSUES_LISTED = 100  # per kind in GET /imports/{id}; rejects.csv has them all
@@ -43,8 +44,8 @@ async def upload_import(
     with path.open("wb") as out:
         while chunk := await file.read(1 << 20):
             out.write(chunk)
-    # The batch is durable before we answer; the work runs beside the request and reports progress.
-    importing.start_import(
+    # The batch and its job are durable before we answer; a worker runs it (resuming it after a crash).
+    job_id = queue_import(
         runtime.engine,
         runtime.clock,
         path,
@@ -55,7 +56,13 @@ async def upload_import(
         rejects_dir=folder,
         actor=work.actor,
     )
-    return {"id": batch_id, "status": "pending", "progress_url": f"/api/imports/{batch_id}"}
+    return {
+        "id": batch_id,
+        "status": "pending",
+        "progress_url": f"/api/imports/{batch_id}",
+        "job_id": job_id,
+        "job_url": f"/api/jobs/{job_id}",
+    }
 
 
 @router.get("/imports/{batch_id}", responses=error_responses(404))
@@ -66,6 +73,7 @@ def get_import(batch_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
         issues = importing.batch_issues(runtime.engine, batch_id, kind=kind, limit=ISSUES_LISTED)
         batch[key] = [{"row": i.row_number, "reason": i.reason, "field": i.field, "message": i.message} for i in issues]
     batch["rejects_url"] = f"/api/imports/{batch_id}/rejects.csv"
+    batch["job_url"] = f"/api/jobs/{batch['job_id']}" if batch.get("job_id") else None
     return batch
 
 
