@@ -16,9 +16,9 @@ from herald.channels.simulator import SimulatorConfig, SimulatorServer
 from herald.channels.smtp import SmtpConfig, SmtpEmailProvider, SmtpSecurity
 from herald.channels.twilio import build_providers
 from herald.core.clock import FrozenClock
+from herald.db.consent_tables import consent_events
 from herald.db.event_tables import events
 from herald.db.runtime import Runtime
-from herald.db.tables import consent_events
 from herald.delivery.reasons import describe_reason
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer

@@ -17,9 +17,9 @@ from herald.channels.simulator import SimulatorConfig, SimulatorServer
 from herald.channels.twilio import build_providers
 from herald.channels.twilio_signature import SIGNATURE_HEADER, compute_signature
 from herald.core.clock import FrozenClock
+from herald.db.consent_tables import consent_events
 from herald.db.event_tables import events
 from herald.db.runtime import Runtime
-from herald.db.tables import consent_events
 from herald.delivery.bootstrap import simulator_auth_token
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer
