@@ -15,7 +15,7 @@ from herald.api.app import create_app
 from herald.core.clock import FrozenClock
 from herald.db.runtime import Runtime
 from herald.jobs import store
-from tests.helpers import cli, wait_for_job
+from tests.helpers import cli, in_unit, wait_for_job
 
 PEOPLE = b"email,first_name\nann@example.com,Ann\nbob@example.com,Bob\nann@example.com,Ann again\n"
 
@@ -153,10 +153,11 @@ def test_the_import_page_says_it_waits_for_a_worker_then_shows_the_result(
     from tests.integration.test_auth import PASSWORD, _csrf, make_admin
 
     admin = make_admin(runtime.engine, clock)
-    user = users.create_user(
-        runtime.engine, clock, admin.actor(), email="m@example.com", password=PASSWORD, role="marketer"
+    actor = admin.actor()
+    user = in_unit(
+        runtime.engine, clock, actor, users.create_user, email="m@example.com", password=PASSWORD, role="marketer"
     )
-    users.relax_2fa(runtime.engine, clock, admin.actor(), user.id, "a shared kiosk for the test")
+    in_unit(runtime.engine, clock, admin.actor(), users.relax_2fa, user.id, "a shared kiosk for the test")
     with TestClient(create_app(runtime), follow_redirects=False) as page:  # like `herald serve --no-worker`
         token = _csrf(page.get("/login").text)
         page.post("/login", data={"csrf_token": token, "email": "m@example.com", "password": PASSWORD})
