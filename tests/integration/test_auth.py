@@ -41,6 +41,15 @@ def make_admin(engine: sa.Engine, clock: FrozenClock, email: str = "admin@exampl
     return users.create_first_admin(engine, clock, email=email, password=PASSWORD, ip=IP)
 
 
+def password_only_operator(
+    engine: sa.Engine, clock: FrozenClock, admin: users.User, *, email: str, role: str, reason: str
+) -> users.User:
+    """An account the admin creates with 2FA relaxed (`reason`), so a test can sign in with the password alone."""
+    user = in_unit(engine, clock, admin.actor(), users.create_user, email=email, password=PASSWORD, role=role)
+    in_unit(engine, clock, admin.actor(), users.relax_2fa, user.id, reason)
+    return user
+
+
 def enrol(engine: sa.Engine, clock: FrozenClock, user: users.User) -> tuple[str, list[str]]:
     secret = totp.new_secret()
     codes = signin.confirm_enrolment(engine, clock, user, secret, totp.code_at(secret, clock.now()), IP)
@@ -433,16 +442,9 @@ def _csrf(html: str) -> str:
 
 def test_roles_gate_admin_pages_and_escape_user_data(runtime: Runtime, clock: FrozenClock) -> None:
     admin = make_admin(runtime.engine, clock)
-    agent = in_unit(
-        runtime.engine,
-        clock,
-        admin.actor(),
-        users.create_user,
-        email="agent@example.com",
-        password=PASSWORD,
-        role="agent",
+    password_only_operator(
+        runtime.engine, clock, admin, email="agent@example.com", role="agent", reason="<script>alert(1)</script> kiosk"
     )
-    in_unit(runtime.engine, clock, admin.actor(), users.relax_2fa, agent.id, "<script>alert(1)</script> kiosk")
     client = TestClient(create_app(runtime), follow_redirects=False)
     assert client.get("/admin/users").headers["location"] == "/login"
     token = _csrf(client.get("/login").text)

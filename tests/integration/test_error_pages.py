@@ -9,11 +9,9 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from herald.api.app import create_app
-from herald.auth import users
 from herald.core.clock import FrozenClock
 from herald.db.runtime import Runtime
-from tests.helpers import in_unit
-from tests.integration.test_auth import PASSWORD, _csrf, make_admin
+from tests.integration.test_auth import PASSWORD, _csrf, make_admin, password_only_operator
 
 
 @pytest.fixture
@@ -22,16 +20,9 @@ def marketer(runtime: Runtime, clock: FrozenClock) -> Iterator[TestClient]:
     runtime.settings.max_body_bytes = 4096
     runtime.settings.max_upload_bytes = 8192
     admin = make_admin(runtime.engine, clock)
-    user = in_unit(
-        runtime.engine,
-        clock,
-        admin.actor(),
-        users.create_user,
-        email="m@example.com",
-        password=PASSWORD,
-        role="marketer",
+    password_only_operator(
+        runtime.engine, clock, admin, email="m@example.com", role="marketer", reason="shared kiosk for the test"
     )
-    in_unit(runtime.engine, clock, admin.actor(), users.relax_2fa, user.id, "shared kiosk for the test")
     with TestClient(create_app(runtime), follow_redirects=False) as client:
         token = _csrf(client.get("/login").text)
         signed_in = client.post("/login", data={"csrf_token": token, "email": "m@example.com", "password": PASSWORD})

@@ -235,8 +235,9 @@ def compute_suggestions(engine: sa.Engine, clock: Clock, threshold: float = NAME
 _a, _b = people.alias("person_a"), people.alias("person_b")
 
 
-def _query(status: str) -> sa.Select[Any]:
-    query = (
+def _with_names() -> sa.Select[Any]:
+    """Suggestions with both people's names, as the page, the CLI and the API show them."""
+    return (
         sa.select(
             merge_suggestions,
             _a.c.first_name.label("a_first"),
@@ -246,8 +247,11 @@ def _query(status: str) -> sa.Select[Any]:
         )
         .join(_a, _a.c.id == merge_suggestions.c.person_a_id)
         .join(_b, _b.c.id == merge_suggestions.c.person_b_id)
-        .where(merge_suggestions.c.status == status)
     )
+
+
+def _query(status: str) -> sa.Select[Any]:
+    query = _with_names().where(merge_suggestions.c.status == status)
     if status == "open":
         # A merge or erasure elsewhere makes a suggestion stale: only pairs of two active people count.
         query = query.where(_a.c.status == "active", _b.c.status == "active")
@@ -300,18 +304,7 @@ def list_suggestions(engine: sa.Engine, status: str = "open", *, page: int = 1, 
 
 
 def _get(conn: sa.Connection, suggestion_id: int) -> Suggestion:
-    query = (
-        sa.select(
-            merge_suggestions,
-            _a.c.first_name.label("a_first"),
-            _a.c.last_name.label("a_last"),
-            _b.c.first_name.label("b_first"),
-            _b.c.last_name.label("b_last"),
-        )
-        .join(_a, _a.c.id == merge_suggestions.c.person_a_id)
-        .join(_b, _b.c.id == merge_suggestions.c.person_b_id)
-        .where(merge_suggestions.c.id == suggestion_id)
-    )
+    query = _with_names().where(merge_suggestions.c.id == suggestion_id)
     row = conn.execute(query).mappings().first()
     if row is None:
         raise NotFoundError(f"No duplicate suggestion with id {suggestion_id}.", id=suggestion_id)
