@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from herald.consent.ledger import event_row, load_events, record_events
 from herald.consent.policy import ALL_PURPOSES, CHANNELS, OPT_OUTS, consent_state
-from herald.contacts.dedupe import store_suggestion
+from herald.contacts.dedupe import store_suggestions
 from herald.contacts.evidence import Evidence
 from herald.contacts.matching import Incoming, Matcher, Outcome
 from herald.contacts.merge import merge_people
@@ -217,9 +217,7 @@ class Resolver(Matcher):
             evidence = pairs.setdefault((min(a, b), max(a, b)), [])
             if why not in evidence:
                 evidence.append(why)
-        for (a, b), evidence in pairs.items():
-            if store_suggestion(self.conn, a, b, evidence, now=self.now, batch_id=self.batch_id):
-                self.counts["suggested"] += 1
+        self.counts["suggested"] += store_suggestions(self.conn, pairs, now=self.now, batch_id=self.batch_id)
 
 
 __all__ = ["Incoming", "Outcome", "Resolver"]
