@@ -138,6 +138,30 @@ def move_events(conn: sa.Connection, from_id: int, to_id: int, *, ids: Sequence[
         conn.execute(stmt.where(consent_events.c.id.in_(ids[start : start + 5000])))
 
 
+def event_ids_of(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[int]]:
+    """event_ids() for many people at once: person id → their consent event ids."""
+    ids = list(person_ids)
+    out: dict[int, list[int]] = {pid: [] for pid in ids}
+    for start in range(0, len(ids), 5000):  # bounded bind variables per statement
+        query = sa.select(consent_events.c.person_id, consent_events.c.id).where(
+            consent_events.c.person_id.in_(ids[start : start + 5000])
+        )
+        for pid, event_id in conn.execute(query):
+            out[pid].append(event_id)
+    return out
+
+
+def move_all_events(conn: sa.Connection, moves: Sequence[tuple[int, int]]) -> None:
+    """move_events() for many (from, to) pairs, in their order, as one executemany (an import's merges)."""
+    if moves:
+        stmt = (
+            consent_events.update()
+            .where(consent_events.c.person_id == sa.bindparam("_from"))
+            .values(person_id=sa.bindparam("_to"))
+        )
+        conn.execute(stmt, [{"_from": a, "_to": b} for a, b in moves])
+
+
 def copy_opt_outs(conn: sa.Connection, from_id: int, to_id: int, *, since: dt.datetime) -> None:
     """Copy the opt-outs recorded on `from_id` since `since` to `to_id` (an unmerge never re-opens a channel)."""
     rows = conn.execute(

@@ -12,7 +12,7 @@ from herald.consent.policy import ALL_PURPOSES, CHANNELS, OPT_OUTS, consent_stat
 from herald.contacts.dedupe import store_suggestions
 from herald.contacts.evidence import Evidence
 from herald.contacts.matching import Incoming, Matcher, Outcome
-from herald.contacts.merge import merge_people
+from herald.contacts.merge import merge_all
 from herald.contacts.store import lookup_keys, people_by_id, tombstone_hash, tombstoned
 from herald.contacts.survivorship import person_fields
 from herald.db.bulk import bulk_insert
@@ -125,10 +125,7 @@ class Resolver(Matcher):
         )
         self._write_consent(real)
         self._write_suggestions(real)
-        for survivor, other, reason in self._merges:
-            merge_people(
-                self.conn, survivor, other, actor=self.actor, reason=reason, now=self.now, batch_id=self.batch_id
-            )
+        merge_all(self.conn, self._merges, actor=self.actor, now=self.now, batch_id=self.batch_id)
         self._reset_chunk_state()
         return mapping
 

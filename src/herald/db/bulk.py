@@ -23,10 +23,17 @@ _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 def _converter(column: sa.Column[Any], dialect: str) -> Any:
     if _is_json(column):
-        return json.dumps if dialect == "sqlite" else Jsonb
+        return _sqlite_json if dialect == "sqlite" else Jsonb
     if isinstance(column.type, UTCDateTime) and dialect == "sqlite":
         return _sqlite_datetime
     return None
+
+
+def _sqlite_json(value: Any) -> str:
+    # Most people have no attributes, tags or locked fields: skip the encoder for empty containers.
+    if not value and isinstance(value, dict | list):
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(value)
 
 
 @lru_cache(maxsize=64)
