@@ -12,10 +12,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
 from herald.db.types import UTCDateTime
+
+# Below this many rows an executemany is as quick as setting up a COPY.
+COPY_FROM = 50
 
 # The storage format SQLAlchemy's SQLite DateTime type writes and reads back.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -55,7 +59,6 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str], ro
     dialect = conn.dialect.name
     mark = "?" if dialect == "sqlite" else "%s"
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join(mark for _ in columns)})"  # noqa: S608 - names come from our own tables
     converters = [(i, f) for i, c in enumerate(columns) if (f := _converter(table.c[c], dialect)) is not None]
     if converters:
         converted = []
@@ -66,4 +69,22 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str], ro
                     values[i] = convert(values[i])
             converted.append(tuple(values))
         rows = converted
+    if dialect == "postgresql" and len(rows) >= COPY_FROM:
+        _copy(conn, f"COPY {table.name} ({quoted}) FROM STDIN", rows)
+        return
+    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join(mark for _ in columns)})"  # noqa: S608 - names come from our own tables
     conn.exec_driver_sql(sql, list(rows))
+
+
+def _copy(conn: sa.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """PostgreSQL's COPY through psycopg: the fastest way in, checked against constraints like an INSERT."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.IntegrityError as exc:
+        # What SQLAlchemy raises for an INSERT: the import retries a chunk that lost a race for a key.
+        raise sa.exc.IntegrityError(sql, None, exc) from exc
+    finally:
+        cursor.close()
