@@ -69,8 +69,9 @@ def test_the_same_file_imported_twice_at_once_makes_one_person_per_identifier(
     assert [r.status for r in reports] == ["done", "done"]
     with engine.connect() as conn:
         per_key = conn.execute(
-            sa.select(identifiers.c.kind, identifiers.c.key, sa.func.count(sa.distinct(identifiers.c.person_id)))
-            .group_by(identifiers.c.kind, identifiers.c.key)
+            sa.select(
+                identifiers.c.kind, identifiers.c.key, sa.func.count(sa.distinct(identifiers.c.person_id))
+            ).group_by(identifiers.c.kind, identifiers.c.key)
         ).all()
         active = conn.scalar(sa.select(sa.func.count()).select_from(people).where(people.c.status == "active"))
         suggested = conn.scalar(sa.select(sa.func.count()).select_from(merge_suggestions))

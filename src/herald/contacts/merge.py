@@ -148,7 +148,7 @@ def merge_all(
             pairs,
         )
     move_all_events(conn, moves)
-    columns = {c: sa.bindparam(c) for c in survivors[0] if c != "_pid"}
+    columns: dict[str, Any] = {c: sa.bindparam(c) for c in survivors[0] if c != "_pid"}
     conn.execute(
         people.update().where(people.c.id == sa.bindparam("_pid")).values({**columns, "updated_at": now}), survivors
     )
