@@ -6,9 +6,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from herald.db.consent_tables import consent_events
 from herald.db.contacts_tables import identifiers, merges, people
 from herald.db.event_tables import events
 from tests.helpers import cli
+from tests.integration.test_vendor_imports import ACCEPTED, FIXTURES
 
 
 def owner(engine: sa.Engine, kind: str, key: str) -> int:
@@ -70,3 +72,29 @@ def test_a_chain_of_merges_in_one_chunk_lands_on_one_person_and_unmerges_step_by
         restored = dict(conn.execute(sa.select(people.c.id, people.c.attributes)).all())
     assert statuses == {ann: "active", bob: "active", handle: "active"}
     assert restored == {ann: {"city": "Oslo"}, bob: {"plan": "pro"}, handle: {"team": "red"}}
+
+
+def test_every_subscribe_and_unsubscribe_an_import_records_is_in_the_event_log(
+    engine: sa.Engine, cli_env: dict[str, str]
+) -> None:
+    for name in ACCEPTED:  # every vendor layout, with their subscription columns
+        assert cli("contacts", "import", str(FIXTURES / name)).exit_code == 0
+    logged = ("subscribed", "unsubscribed")
+    with engine.connect() as conn:
+        recorded = sorted(
+            conn.execute(
+                sa.select(consent_events.c.person_id, consent_events.c.kind, consent_events.c.channel).where(
+                    consent_events.c.kind.in_(logged)
+                )
+            ).all()
+        )
+        reported = sorted(
+            conn.execute(
+                sa.select(events.c.person_id, events.c.kind, events.c.channel).where(events.c.kind.in_(logged))
+            ).all()
+        )
+        sources = {data["source"] for data in conn.scalars(sa.select(events.c.data).where(events.c.kind.in_(logged)))}
+    assert len(recorded) > 1, "the fixtures should subscribe and unsubscribe someone"
+    assert {kind for _, kind, _ in recorded} == set(logged)
+    assert reported == recorded
+    assert all(source.startswith("import:") for source in sources)
