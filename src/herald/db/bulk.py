@@ -28,9 +28,16 @@ _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 def _converter(column: sa.Column[Any], dialect: str) -> Any:
     if _is_json(column):
         return _sqlite_json if dialect == "sqlite" else Jsonb
-    if isinstance(column.type, UTCDateTime) and dialect == "sqlite":
-        return _sqlite_datetime
+    if isinstance(column.type, UTCDateTime):
+        return _sqlite_datetime if dialect == "sqlite" else _aware
     return None
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # UTCDateTime refuses naive datetimes when it binds them; so does this path around it.
+    if value.tzinfo is None:
+        raise ValueError("naive datetime refused: store aware UTC datetimes only")
+    return value
 
 
 def _sqlite_json(value: Any) -> str:
@@ -43,7 +50,7 @@ def _sqlite_json(value: Any) -> str:
 @lru_cache(maxsize=64)
 def _sqlite_datetime(value: dt.datetime) -> str:
     # A batch stamps most rows with the same instant: format it once.
-    return value.astimezone(dt.UTC).strftime(_SQLITE_DATETIME)
+    return _aware(value).astimezone(dt.UTC).strftime(_SQLITE_DATETIME)
 
 
 def _is_json(column: sa.Column[Any]) -> bool:
