@@ -7,7 +7,16 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from herald.contacts.identity import IdentifierError, email_key, handle_key, phone_key
+from herald.contacts.identity import (
+    _ANY,
+    IdentifierError,
+    _same_letters,
+    _spelling,
+    email_key,
+    handle_key,
+    is_damaged_spelling,
+    phone_key,
+)
 
 local = st.from_regex(r"[A-Za-z0-9_%+-]{1,12}(\.[A-Za-z0-9_%+-]{1,8}){0,2}", fullmatch=True)
 domain = st.sampled_from(["gmail.com", "googlemail.com", "Example.COM", "sub.example.org", "outlook.com", "acme.io"])
@@ -64,3 +73,19 @@ def test_handle_forms_share_one_key(name: str) -> None:
     forms = [f"@{name}", name.upper(), f"https://twitter.com/{name}", f"https://x.com/{name}/", f"x.com/{name}?s=20"]
     assert {handle_key(f) for f in forms} == {key}
     assert handle_key(key.partition(":")[2]) == key
+
+
+def _damaged_by_definition(candidate: str | None, original: str | None) -> bool:
+    # is_damaged_spelling without its ASCII shortcut: the definition the shortcut must agree with.
+    sc, so = _spelling(candidate), _spelling(original)
+    return _ANY in sc and _ANY not in so and len(sc) == len(so) and _same_letters(sc, so)
+
+
+@given(
+    st.one_of(st.none(), st.text(max_size=12), st.text(alphabet="abcdeÉéŁł?\ufffd\ufe56\uff1f ", max_size=8)),
+    st.one_of(st.none(), st.text(max_size=12), st.text(alphabet="abcdeÉéŁł?\ufffd ", max_size=8)),
+)
+def test_the_ascii_shortcut_of_is_damaged_spelling_agrees_with_its_definition(
+    candidate: str | None, original: str | None
+) -> None:
+    assert is_damaged_spelling(candidate, original) == _damaged_by_definition(candidate, original)

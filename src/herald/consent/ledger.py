@@ -19,8 +19,9 @@ from herald.consent.policy import (
     can_contact,
 )
 from herald.core.errors import InvalidInputError
+from herald.db.bulk import bulk_insert
 from herald.db.consent_tables import consent_events
-from herald.db.event_log import append_event
+from herald.db.event_log import append_events
 
 # Consent changes the event log reports (tracking, journeys and scoring subscribe to them). Bounces and
 # complaints are reported by delivery, where they happen, with the message they belong to.
@@ -66,24 +67,28 @@ def event_row(
 
 
 def record_events(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
-    """Append consent rows and, in the same transaction, an event per subscribe or unsubscribe."""
+    """Append consent rows and, in the same transaction, an event per subscribe or unsubscribe.
+
+    Both go to the database as one executemany each: an import records thousands per chunk.
+    """
     if not rows:
         return
-    conn.execute(consent_events.insert(), list(rows))
-    for row in rows:
-        if row["kind"] in LOGGED_KINDS:
-            occurred_at = row["occurred_at"]
-            assert isinstance(occurred_at, dt.datetime)
-            person_id = row["person_id"]
-            assert isinstance(person_id, int)
-            append_event(
-                conn,
-                str(row["kind"]),
-                at=occurred_at,
-                person_id=person_id,
-                channel=str(row["channel"]),
-                data={"purpose": row["purpose"], "source": row["source"], "explicit": bool(row["explicit"])},
-            )
+    columns = tuple(rows[0])
+    bulk_insert(conn, consent_events, columns, [tuple(row[c] for c in columns) for row in rows])
+    append_events(
+        conn,
+        [
+            {
+                "kind": row["kind"],
+                "occurred_at": row["occurred_at"],
+                "person_id": row["person_id"],
+                "channel": row["channel"],
+                "data": {"purpose": row["purpose"], "source": row["source"], "explicit": bool(row["explicit"])},
+            }
+            for row in rows
+            if row["kind"] in LOGGED_KINDS
+        ],
+    )
 
 
 def load_events(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[ConsentEvent]]:
@@ -131,6 +136,30 @@ def move_events(conn: sa.Connection, from_id: int, to_id: int, *, ids: Sequence[
         return
     for start in range(0, len(ids), 5000):  # bounded bind variables per statement
         conn.execute(stmt.where(consent_events.c.id.in_(ids[start : start + 5000])))
+
+
+def event_ids_of(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[int]]:
+    """event_ids() for many people at once: person id → their consent event ids."""
+    ids = list(person_ids)
+    out: dict[int, list[int]] = {pid: [] for pid in ids}
+    for start in range(0, len(ids), 5000):  # bounded bind variables per statement
+        query = sa.select(consent_events.c.person_id, consent_events.c.id).where(
+            consent_events.c.person_id.in_(ids[start : start + 5000])
+        )
+        for pid, event_id in conn.execute(query):
+            out[pid].append(event_id)
+    return out
+
+
+def move_all_events(conn: sa.Connection, moves: Sequence[tuple[int, int]]) -> None:
+    """move_events() for many (from, to) pairs, in their order, as one executemany (an import's merges)."""
+    if moves:
+        stmt = (
+            consent_events.update()
+            .where(consent_events.c.person_id == sa.bindparam("_from"))
+            .values(person_id=sa.bindparam("_to"))
+        )
+        conn.execute(stmt, [{"_from": a, "_to": b} for a, b in moves])
 
 
 def copy_opt_outs(conn: sa.Connection, from_id: int, to_id: int, *, since: dt.datetime) -> None:

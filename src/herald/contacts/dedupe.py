@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -103,6 +103,33 @@ def store_suggestion(
         person_a_id=low, person_b_id=high, status="open", batch_id=batch_id, created_at=now, **_values(evidence, score)
     )
     return bool(conn.execute(stmt.on_conflict_do_nothing()).rowcount)
+
+
+def store_suggestions(
+    conn: sa.Connection,
+    pairs: Mapping[tuple[int, int], Sequence[Evidence]],
+    *,
+    now: dt.datetime,
+    batch_id: int | None = None,
+) -> int:
+    """store_suggestion() for many pairs in one executemany (an import's shared phones); returns how many are new."""
+    rows = []
+    for (a, b), evidence in pairs.items():
+        score = assess(evidence)
+        if a == b or score is None:
+            continue
+        low, high = _pair(a, b)
+        values = _values(evidence, score)
+        rows.append(
+            {"person_a_id": low, "person_b_id": high, "status": "open", "batch_id": batch_id, "created_at": now}
+            | values
+        )
+    if not rows:
+        return 0
+    # The unique pair constraint keeps a pair once, also against a concurrent import. Only new rows come
+    # back from RETURNING (batched into multi-row INSERTs); executemany rowcount is not summed by psycopg.
+    stmt = dialect_insert(conn, merge_suggestions).on_conflict_do_nothing().returning(merge_suggestions.c.id)
+    return len(conn.execute(stmt, rows).all())
 
 
 def _facts(conn: sa.Connection) -> dict[int, PersonFacts]:

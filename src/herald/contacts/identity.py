@@ -180,6 +180,8 @@ def is_damaged_spelling(candidate: str | None, original: str | None) -> bool:
 
     Then it carries nothing new, and must not replace the undamaged spelling.
     """
+    if not candidate or (candidate.isascii() and "?" not in candidate):
+        return False  # no damaged letter (only "?" folds to "?" in ASCII): the common case, without NFKD
     sc, so = _spelling(candidate), _spelling(original)
     return _ANY in sc and _ANY not in so and len(sc) == len(so) and _same_letters(sc, so)
 

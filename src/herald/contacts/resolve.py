@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from herald.consent.ledger import event_row, load_events, record_events
 from herald.consent.policy import ALL_PURPOSES, CHANNELS, OPT_OUTS, consent_state
-from herald.contacts.dedupe import store_suggestion
+from herald.contacts.dedupe import store_suggestions
 from herald.contacts.evidence import Evidence
 from herald.contacts.matching import Incoming, Matcher, Outcome
-from herald.contacts.merge import merge_people
-from herald.contacts.store import lookup_keys, people_by_id, tombstone_hash, tombstoned
+from herald.contacts.merge import merge_all
+from herald.contacts.store import lookup_keys, people_for_matching, tombstone_hash, tombstoned
 from herald.contacts.survivorship import person_fields
 from herald.db.bulk import bulk_insert
 from herald.db.contacts_tables import batch_changes, identifiers, people, source_records, tombstones
@@ -71,7 +71,7 @@ class Resolver(Matcher):
         keys = {(i.kind, i.key) for r in records for i in r.identifiers}
         owners = lookup_keys(self.conn, keys)
         known = {pid for pid in (*self._key_owner.values(), *owners.values()) if pid > 0}
-        rows = people_by_id(self.conn, known)  # reloaded: earlier chunks may have changed them
+        rows = people_for_matching(self.conn, known)  # reloaded: earlier chunks may have changed them
         erased: set[tuple[str, str]] = set()
         # Keyed hashing costs as much as the lookup itself; skip both until someone was erased.
         if self.conn.scalar(sa.select(sa.exists().select_from(tombstones))):
@@ -90,7 +90,7 @@ class Resolver(Matcher):
             return
         # Rows loaded for this chunk still hold the stored state: journaling runs before any write.
         rows = {p: self._existing[p] for p in fresh if p in self._existing}
-        rows.update(people_by_id(self.conn, [p for p in fresh if p not in rows]))
+        rows.update(people_for_matching(self.conn, [p for p in fresh if p not in rows]))
         created_here = {p for p, r in rows.items() if r["created_batch_id"] == self.batch_id}
         values = [
             {"batch_id": self.batch_id, "person_id": p, "before": person_fields(rows[p])}
@@ -125,10 +125,7 @@ class Resolver(Matcher):
         )
         self._write_consent(real)
         self._write_suggestions(real)
-        for survivor, other, reason in self._merges:
-            merge_people(
-                self.conn, survivor, other, actor=self.actor, reason=reason, now=self.now, batch_id=self.batch_id
-            )
+        merge_all(self.conn, self._merges, actor=self.actor, now=self.now, batch_id=self.batch_id)
         self._reset_chunk_state()
         return mapping
 
@@ -217,9 +214,7 @@ class Resolver(Matcher):
             evidence = pairs.setdefault((min(a, b), max(a, b)), [])
             if why not in evidence:
                 evidence.append(why)
-        for (a, b), evidence in pairs.items():
-            if store_suggestion(self.conn, a, b, evidence, now=self.now, batch_id=self.batch_id):
-                self.counts["suggested"] += 1
+        self.counts["suggested"] += store_suggestions(self.conn, pairs, now=self.now, batch_id=self.batch_id)
 
 
 __all__ = ["Incoming", "Outcome", "Resolver"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 
-from herald.contacts.survivorship import PersonFields, person_fields
+from herald.contacts.survivorship import FIELD_COLUMNS, PersonFields, person_fields
 from herald.core.errors import ConflictError, NotFoundError
 from herald.db.contacts_tables import identifiers, people, tombstones
 
@@ -47,27 +48,66 @@ def people_by_id(conn: sa.Connection, ids: Iterable[int]) -> dict[int, Any]:
     return {row["id"]: row for row in rows}
 
 
+# What the import's matcher and journal read of a person (store.people_by_id reads every column).
+_MATCH_COLUMNS = ("id", "status", "merged_into_id", "created_batch_id", *FIELD_COLUMNS)
+_JSON_COLUMNS = frozenset(("attributes", "tags", "locked_fields"))
+
+
+def people_for_matching(conn: sa.Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """people_by_id() for an import chunk: only the columns matching needs, read on the driver.
+
+    A chunk reloads thousands of people; SQLAlchemy's per-value result processing cost more than the query.
+    """
+    wanted = list(set(ids))
+    found: dict[int, dict[str, Any]] = {}
+    sqlite = conn.dialect.name == "sqlite"
+    decode = [i for i, c in enumerate(_MATCH_COLUMNS) if c in _JSON_COLUMNS] if sqlite else []
+    for start in range(0, len(wanted), 5000):  # bounded bind variables per statement
+        part = wanted[start : start + 5000]
+        where = f"IN ({', '.join('?' * len(part))})" if sqlite else "= ANY(%s)"
+        sql = f"SELECT {', '.join(_MATCH_COLUMNS)} FROM people WHERE id {where}"  # noqa: S608 - our own names
+        for row in conn.exec_driver_sql(sql, tuple(part) if sqlite else (part,)):
+            values = list(row)
+            for i in decode:  # PostgreSQL's driver decodes JSON itself; SQLite stores it as text
+                values[i] = json.loads(values[i]) if values[i] is not None else None
+            found[values[0]] = dict(zip(_MATCH_COLUMNS, values, strict=True))
+    return found
+
+
 def identifiers_of(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
     query = sa.select(identifiers).where(identifiers.c.person_id == person_id).order_by(identifiers.c.id)
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def lookup_keys(conn: sa.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Map (kind, key) → person id for the keys that exist."""
+    """Map (kind, key) → person id for the keys that exist: one indexed lookup per kind and chunk.
+
+    Straight to the driver: an import asks for thousands of keys per chunk, and binding each through
+    SQLAlchemy's expanding IN costs more than the lookup. PostgreSQL takes the keys as one array
+    (`= ANY`), SQLite as bounded parameter lists.
+    """
     by_kind: dict[str, list[str]] = {}
     for kind, key in set(keys):
         by_kind.setdefault(kind, []).append(key)
     found: dict[tuple[str, str], int] = {}
+    # Filter on kind too: the unique index is (kind, key), and without its leading column the
+    # database scans the whole table — an import would slow down as the table grows.
     for kind, wanted in by_kind.items():
-        for start in range(0, len(wanted), 5000):
-            # Filter on kind too: the unique index is (kind, key), and without its leading column
-            # SQLite scans the whole table — an import would slow down as the table grows.
-            query = sa.select(identifiers.c.key, identifiers.c.person_id).where(
-                identifiers.c.kind == kind, identifiers.c.key.in_(wanted[start : start + 5000])
-            )
-            for key, pid in conn.execute(query):
+        for sql, params in _key_queries(conn.dialect.name, kind, wanted):
+            for key, pid in conn.exec_driver_sql(sql, params):
                 found[(kind, key)] = pid
     return found
+
+
+def _key_queries(dialect: str, kind: str, wanted: list[str]) -> list[tuple[str, tuple[Any, ...]]]:
+    select = "SELECT key, person_id FROM identifiers WHERE kind = "
+    if dialect == "postgresql":
+        return [(select + "%s AND key = ANY(%s)", (kind, wanted))]
+    queries = []
+    for start in range(0, len(wanted), 5000):  # SQLite bounds the parameters of one statement
+        part = wanted[start : start + 5000]
+        queries.append((f"{select}? AND key IN ({', '.join('?' * len(part))})", (kind, *part)))
+    return queries
 
 
 def tombstone_hash(secret: str, kind: str, key: str) -> str:

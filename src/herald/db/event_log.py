@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from herald.db.bulk import bulk_insert
 from herald.db.event_tables import events
 
 
@@ -48,6 +49,32 @@ def append_event(
     )
     assert event_id is not None
     return int(event_id)
+
+
+def append_events(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many events at once (an import's consent changes): one executemany, no ids read back.
+
+    Each row has `kind`, `occurred_at` and optionally `person_id`, `channel`, `message_id`, `origin`, `data`.
+    """
+    if not rows:
+        return
+    values = []
+    for row in rows:
+        origin = row.get("origin")
+        values.append(
+            (
+                row["kind"],
+                row.get("person_id"),
+                row.get("channel"),
+                row.get("message_id"),
+                origin.type if origin else None,
+                origin.id if origin else None,
+                row["occurred_at"],
+                dict(row.get("data") or {}),
+            )
+        )
+    columns = ("kind", "person_id", "channel", "message_id", "origin_type", "origin_id", "occurred_at", "data")
+    bulk_insert(conn, events, columns, values)
 
 
 def recent_events(
