@@ -51,3 +51,13 @@ def test_the_api_plans_with_the_settings_the_root_provided(runtime: Runtime, api
         sent = client.post("/api/messages", json=payload, headers={"Idempotency-Key": "root-1"})
     assert sent.status_code == 202, sent.text
     assert (sent.json()["status"], sent.json()["hold_reason"]) == ("held", "quiet_hours")
+
+
+def test_the_callback_registry_is_built_once_per_runtime(runtime: Runtime) -> None:
+    from herald.delivery.receipts import callback_registry
+
+    own = delivery_settings(runtime)
+    first = callback_registry(runtime, own)
+    assert callback_registry(runtime, own) is first  # every callback request reuses the root's registry
+    assert first.get("twilio_sms").name == "twilio_sms"
+    assert callback_registry(runtime, DeliverySettings()) is not first  # explicit settings: a registry of its own

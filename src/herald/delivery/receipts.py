@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -30,9 +31,30 @@ def signed_url(public_callback_url: str, query: str) -> str:
     return str(httpx.URL(public_callback_url).copy_merge_params(dict(parse_qsl(query, keep_blank_values=True))))
 
 
+class _CallbackAdapters:
+    """The process's callback registry, built once on first use and kept on the runtime (composition root)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.registry: ChannelRegistry | None = None
+
+
 def callback_registry(runtime: Runtime, delivery: DeliverySettings) -> ChannelRegistry:
     """The adapters a callback may be addressed to. Parsing a callback needs their settings only: nothing
-    is connected and no simulator is started (the worker's registry does that)."""
+    is connected and no simulator is started (the worker's registry does that).
+
+    With the process's own delivery settings the registry is built once per runtime; settings passed
+    explicitly (tests, tools) get a registry of their own."""
+    if delivery is not delivery_settings(runtime):
+        return _build_callback_registry(runtime, delivery)
+    held = runtime.part(_CallbackAdapters, _CallbackAdapters)
+    with held.lock:
+        if held.registry is None:
+            held.registry = _build_callback_registry(runtime, delivery)
+        return held.registry
+
+
+def _build_callback_registry(runtime: Runtime, delivery: DeliverySettings) -> ChannelRegistry:
     twilio = build_providers(twilio_settings(runtime, delivery), client=_idle_client(), clock=runtime.clock)
     return ChannelRegistry([email_provider(runtime.settings, delivery, runtime.clock, 1), *twilio])
 
