@@ -26,6 +26,10 @@ messages = sa.Table(
     sa.Column("content", JSONType, nullable=False),  # channel → rendered parts
     sa.Column("template_id", sa.String(200)),
     sa.Column("template_version", sa.Integer),
+    # A row planned from a stored template keeps the person's variables, not rendered content: the worker
+    # renders it at claim time (campaign launch writes 100,000 rows without rendering 100,000 bodies).
+    sa.Column("variables", JSONType),
+    sa.Column("campaign_id", sa.BigInteger, index=True),  # the campaign that planned it (none for API sends)
     sa.Column("zones", JSONType, nullable=False),
     sa.Column("zone_source", sa.String(32), nullable=False),
     # What quiet hours applied, in words: the zone read (and its source) and the window, or "exempt: <class>".

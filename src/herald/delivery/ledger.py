@@ -237,6 +237,8 @@ class NewMessage:
     template_version: int | None = None
     quiet_zone: str | None = None
     quiet_window: str | None = None
+    variables: Mapping[str, Any] | None = None  # set with empty content: render at claim time
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +289,8 @@ def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enque
         "zone_source": message.zone_source,
         "quiet_zone": message.quiet_zone,
         "quiet_window": message.quiet_window,
+        "variables": None if message.variables is None else dict(message.variables),
+        "campaign_id": message.campaign_id,
         "available_at": message.available_at,
         "created_at": now,
         "updated_at": now,
