@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE ?= /tmp/herald-ci
 
-.PHONY: run test check lint format services clean-venv bench venv
+.PHONY: run test soak check lint format services clean-venv bench venv
 
 # Two install levels with their own stamp: `make run` needs only what Herald runs on; `make test` adds the
 # test tools. `make test` after `make run` upgrades the same venv (the dev stamp is missing).
@@ -53,7 +53,11 @@ check: venv
 
 ## test: set up everything and run the whole suite on SQLite and PostgreSQL
 test: venv services check
-	source $(STATE)/env && PYTHONTZPATH= $(BIN)/pytest -q -ra $(PYTEST_ARGS)
+	source $(STATE)/env && PYTHONTZPATH= $(BIN)/pytest -q -ra -m "not soak" $(PYTEST_ARGS)
+
+## soak: the long cases kept out of the default run (scale, many kills); also on both engines
+soak: venv services
+	source $(STATE)/env && PYTHONTZPATH= $(BIN)/pytest -q -ra -m soak $(PYTEST_ARGS)
 
 format: venv
 	$(BIN)/ruff format src tests
