@@ -91,17 +91,24 @@ def insert_returning(
     values, in no promised order (match them on a key); rows that hit the conflict return nothing."""
     if not rows:
         return []
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    per_statement = max(1, MAX_BINDS // len(columns))
-    one = f"({', '.join(mark for _ in columns)})"
-    head = f"INSERT INTO {table.name} ({_quoted(conn, columns)}) VALUES "  # noqa: S608 - names come from our own tables
+    head = f"INSERT INTO {table.name} ({_quoted(conn, columns)}) "
     tail = f" ON CONFLICT ({_quoted(conn, conflict)}) DO NOTHING RETURNING {_quoted(conn, returning)}"
     converted = _convert(conn, table, columns, rows)
+    if conn.dialect.name == "postgresql":
+        # One array per column: a statement with thousands of placeholders costs psycopg more to parse
+        # than the insert costs the server.
+        arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
+        sql = f"{head}SELECT * FROM unnest({arrays}){tail}"  # noqa: S608 - names come from our own tables
+        arrays_in = tuple(list(column) for column in zip(*converted, strict=True))
+        return [tuple(r) for r in conn.exec_driver_sql(sql, arrays_in)]
+    per_statement = max(1, MAX_BINDS // len(columns))
+    one = f"({', '.join('?' for _ in columns)})"
     out: list[tuple[Any, ...]] = []
     for start in range(0, len(converted), per_statement):
         part = converted[start : start + per_statement]
-        params = [value for row in part for value in row]
-        out.extend(tuple(r) for r in conn.exec_driver_sql(head + ", ".join(one for _ in part) + tail, tuple(params)))
+        params = tuple(value for row in part for value in row)
+        sql = f"{head}VALUES {', '.join(one for _ in part)}{tail}"
+        out.extend(tuple(r) for r in conn.exec_driver_sql(sql, params))
     return out
 
 
