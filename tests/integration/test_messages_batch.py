@@ -238,3 +238,35 @@ def _request(address: str) -> Any:
         email=address,
         content={"email": {"subject": "s", "text": "t"}},
     )
+
+
+def test_cli_send_batch_round_trip(runtime: Runtime, cli_env: dict[str, str], tmp_path: Path) -> None:
+    import json
+
+    from tests.helpers import cli
+
+    lines = [
+        json.dumps(_item("line-1", email="ann@example.com")),
+        json.dumps(_item("line-2", email="bob@example.com", **{"class": "marketing"})),
+        "",
+        "{not json",
+        json.dumps(_item("line-5", email="cy@example.com", channels=["pigeon"])),
+        json.dumps(_item("line-6", email="dee@example.com")),
+    ]
+    file = tmp_path / "messages.jsonl"
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    first = cli("messages", "send-batch", str(file))
+    assert first.exit_code == 1
+    assert first.stdout.strip().splitlines()[-1] == "accepted 3 (replayed 0), failed 2"
+    assert "line 4: 422 invalid_input: not JSON" in first.stderr
+    assert "line 5: 422 invalid_input" in first.stderr and "channels" in first.stderr
+    assert "line 1" not in first.stderr and "line 6" not in first.stderr
+    assert _count(runtime, messages) == 3
+
+    again = cli("messages", "send-batch", str(file))
+    assert again.stdout.strip().splitlines()[-1] == "accepted 3 (replayed 3), failed 2"
+    assert _count(runtime, messages) == 3
+    with runtime.engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(messages.c.message_key, messages.c.hold_reason)).all())
+    assert statuses == {"idem:cli:line-1": None, "idem:cli:line-2": "no_consent", "idem:cli:line-6": None}

@@ -124,7 +124,9 @@ class BatchIn(InputModel):
         return data
 
 
-def _batch_item(raw: Any) -> batch.BatchItem:
+def batch_item(raw: Any) -> batch.BatchItem:
+    """One raw item (parsed JSON) → what the batch service takes; a bad item carries its 422 instead.
+    `herald messages send-batch` reads its lines with this too, so both accept exactly the same items."""
     key = raw.get("idempotency_key") if isinstance(raw, dict) else None
     try:
         item = BatchItemIn.model_validate(raw)
@@ -147,7 +149,7 @@ def send_batch(body: BatchIn, runtime: RuntimeDep, key_id: ApiKeyDep) -> JSONRes
     202 when every item was accepted (or replayed), 207 when some were not. Items are independent: a bad item
     gets its own 4xx result, and each accepted item's row and key are committed before the answer.
     """
-    items = [_batch_item(raw) for raw in body.messages]
+    items = [batch_item(raw) for raw in body.messages]
     result = batch.submit_batch(runtime, f"key:{key_id}", items)
     return JSONResponse(result.to_dict(), status_code=result.status_code)
 
