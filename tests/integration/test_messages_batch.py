@@ -270,3 +270,20 @@ def test_cli_send_batch_round_trip(runtime: Runtime, cli_env: dict[str, str], tm
     with runtime.engine.connect() as conn:
         statuses = dict(conn.execute(sa.select(messages.c.message_key, messages.c.hold_reason)).all())
     assert statuses == {"idem:cli:line-1": None, "idem:cli:line-2": "no_consent", "idem:cli:line-6": None}
+
+
+def test_concurrent_batches_to_the_same_new_addresses(runtime: Runtime) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(worker: int) -> list[int]:
+        items = [batch.BatchItem(f"w{worker}-{i}", {"i": i}, _request(f"new{i}@example.com")) for i in range(200)]
+        result = batch.submit_batch(runtime, "key:1", items)
+        return [r.status for r in result.results]
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(send, range(4)))
+    assert all(s == [202] * 200 for s in statuses)
+    assert _count(runtime, messages) == 800
+    with runtime.engine.connect() as conn:
+        people = conn.scalar(sa.select(sa.func.count(sa.distinct(messages.c.person_id))))
+    assert people == 200

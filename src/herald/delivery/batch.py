@@ -46,8 +46,8 @@ MAX_ITEMS = 1000
 # SQLite (one writer) and PostgreSQL (one fsync) alike.
 WRITE_CHUNK = 1000
 MULTI_STATUS = 207
-# A chunk whose keys a concurrent request took first is rolled back and written again (those items are
-# replays the second time); more than this many collisions in a row means something else is wrong.
+# A chunk that lost a race for a key or a new address to a concurrent request is rolled back and written
+# again (those items are replays the second time); this many collisions in a row means something is wrong.
 RACE_RETRIES = 5
 
 
@@ -160,13 +160,16 @@ def submit_batch(
 def _write_chunk(
     runtime: Runtime, principal: str, chunk: Sequence[_Valid], rules: Rules, secret: str
 ) -> dict[int, ItemResult]:
-    for _ in range(RACE_RETRIES):
+    for attempt in range(RACE_RETRIES):
         try:
             with runtime.engine.begin() as conn:
                 return _write(conn, runtime, principal, chunk, rules, secret)
-        except _LostRace:
-            continue
-    raise _LostRace
+        except (_LostRace, sa.exc.IntegrityError):
+            # A concurrent request stored one of our keys, or created a person for one of our new addresses,
+            # first: nothing of this chunk was kept; written again, those items find what it committed.
+            if attempt == RACE_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _write(
