@@ -287,3 +287,25 @@ def test_concurrent_batches_to_the_same_new_addresses(runtime: Runtime) -> None:
     with runtime.engine.connect() as conn:
         people = conn.scalar(sa.select(sa.func.count(sa.distinct(messages.c.person_id))))
     assert people == 200
+
+
+def test_a_key_sent_alone_replays_in_a_batch(api: TestClient, runtime: Runtime) -> None:
+    item = _item("shared", email="ann@example.com")
+    body = {k: v for k, v in item.items() if k != "idempotency_key"}
+    alone = api.post("/api/messages", json=body, headers={"Idempotency-Key": "shared"})
+    assert alone.status_code == 202
+    [result] = _batch(api, item).json()["results"]
+    assert result["status"] == 202 and result["replayed"] and result["message"] == alone.json()
+    assert _count(runtime, messages) == 1
+
+
+def test_a_frequency_cap_counts_earlier_items_of_the_same_batch(runtime: Runtime) -> None:
+    caps = DeliverySettings(delivery_caps="email:transactional:2:86400:hold")
+    items = [batch.BatchItem(f"cap-{i}", {"i": i}, _request("ann@example.com")) for i in range(3)]
+    result = batch.submit_batch(runtime, "key:1", items, caps)
+    bodies = [r.body for r in result.results]
+    assert [(b["status"], b["hold_reason"]) for b in bodies if b] == [
+        ("queued", None),
+        ("queued", None),
+        ("held", "capped_hold"),
+    ]
