@@ -49,6 +49,7 @@ class IntakeResult:
     http_seconds: float  # first batch sent → last batch answered
     raw_seconds: float  # enqueue_many of as many pre-planned rows, 1,000 per transaction
     body_bytes: int  # one batch's JSON body
+    server_cpu_seconds: float | None  # user + system CPU of the serve process during the batches (Linux)
 
     @property
     def http_rate(self) -> float:
@@ -67,6 +68,18 @@ class IntakeResult:
             f"herald POST /api/messages/batch (all 202, committed):              {self.http_rate:,.0f} msgs/s "
             f"({self.http_seconds:.2f} s)",
             f"ratio herald / raw: {self.http_rate / self.raw_rate:.0%}",
+            *self._cpu_line(),
+        ]
+
+    def _cpu_line(self) -> list[str]:
+        # Wall-clock rates on a shared machine move with everyone else's load; CPU time per message barely
+        # does, and says what one core would accept on its own.
+        if not self.server_cpu_seconds:
+            return []
+        per_message = self.server_cpu_seconds / self.count
+        return [
+            f"herald serve CPU: {per_message * 1000:.3f} ms per message "
+            f"(= {1 / per_message:,.0f} msgs/s per fully available core)"
         ]
 
 
@@ -86,9 +99,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (from /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def serve(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`herald serve --no-worker` on a free port until the block ends (SIGTERM)."""
+def serve(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
+    """`herald serve --no-worker` on a free port until the block ends (SIGTERM): its URL and pid."""
     port = _free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen([HERALD, "serve", "--no-worker", "--port", str(port)], env=env, stdout=out, stderr=out)
@@ -103,7 +125,7 @@ def serve(env: dict[str, str], log: Path) -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"herald did not start:\n{log.read_text()[-3000:]}") from None
                 time.sleep(0.1)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -180,16 +202,19 @@ def run(count: int, recipients: int, clients: int, pg_admin_url: str | None) -> 
                 "HERALD_BACKUP_SCHEDULE": "off",
                 "HERALD_EMBEDDED_SIMULATOR": "false",
             }
-            with serve(env, log) as base:
+            with serve(env, log) as (base, pid):
+                cpu_before = cpu_seconds(pid)
                 started = time.perf_counter()
                 try:
                     asyncio.run(post_batches(base, secret, bodies, clients))
                 except RuntimeError as exc:
                     raise RuntimeError(f"{exc}\nserver log tail:\n{log.read_text()[-4000:]}") from None
                 http_seconds = time.perf_counter() - started
+                cpu_after = cpu_seconds(pid)
+            cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
             if (stored := _count(engine)) != count:
                 raise AssertionError(f"{stored} rows stored for {count} accepted messages")
             raw_seconds = raw_enqueue(engine, count)
         finally:
             engine.dispose()
-    return IntakeResult(kind, count, recipients, clients, http_seconds, raw_seconds, len(bodies[0]))
+    return IntakeResult(kind, count, recipients, clients, http_seconds, raw_seconds, len(bodies[0]), cpu)
