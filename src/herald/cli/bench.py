@@ -78,6 +78,9 @@ def bench_intake(
     messages: int = typer.Option(20_000, "--messages", min=1, help="Messages to send, in batches of 1,000."),
     recipients: int = typer.Option(1000, "--recipients", min=1, help="Distinct addresses they go to."),
     clients: int = typer.Option(2, "--clients", min=1, help="Concurrent HTTP clients."),
+    enqueue_rows: int = typer.Option(
+        0, "--enqueue-rows", min=0, help="Rows for the raw enqueue_many figure (default: as many as --messages)."
+    ),
     database_url: str | None = typer.Option(
         None,
         "--database-url",
@@ -88,6 +91,6 @@ def bench_intake(
     from herald.bench import intake
 
     pg_url = database_url if database_url and database_url.startswith("postgresql") else None
-    result = intake.run(messages, recipients, clients, pg_url)
+    result = intake.run(messages, recipients, clients, pg_url, enqueue_rows)
     for line in result.lines():
         console.print(line, markup=False)
