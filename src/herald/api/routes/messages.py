@@ -111,7 +111,14 @@ class BatchItemIn(MessageIn):
 
 
 class BatchIn(InputModel):
-    messages: list[Any] = Field(..., min_length=1, max_length=batch.MAX_ITEMS)
+    # Items are validated one by one (each a BatchItemIn: a POST /api/messages body plus `idempotency_key`),
+    # so one bad item is that item's 422, not the batch's.
+    messages: list[Any] = Field(
+        ...,
+        min_length=1,
+        max_length=batch.MAX_ITEMS,
+        description="1-1,000 messages: each a POST /api/messages body plus its own `idempotency_key`.",
+    )
 
     @model_validator(mode="before")
     @classmethod
