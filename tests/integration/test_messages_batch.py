@@ -309,3 +309,20 @@ def test_a_frequency_cap_counts_earlier_items_of_the_same_batch(runtime: Runtime
         ("queued", None),
         ("held", "capped_hold"),
     ]
+
+
+def test_concurrent_single_sends_to_one_new_address(runtime: Runtime) -> None:
+    # The same race as above on the single path: each request's key differs, the new contact is shared.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from herald.delivery import service
+
+    def send(i: int) -> int:
+        request = _request("fresh@example.com")
+        return service.submit_message(runtime, "key:1", f"s{i}", {"i": i}, request).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(send, range(16))) == [202] * 16
+    with runtime.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count(sa.distinct(messages.c.person_id)))) == 1
+    assert _count(runtime, messages) == 16

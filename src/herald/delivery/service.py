@@ -132,25 +132,35 @@ def submit_message(
     delivery = delivery or delivery_settings(runtime)
     secret = tombstone_secret(runtime)
     message_key = request.message_key or f"idem:{principal}:{key}"
-    try:
-        with runtime.engine.begin() as conn:
-            replay = _replay(conn, principal, key, digest)
-            if replay is not None:
-                return replay
-            now = runtime.clock.now()
-            person_id = _resolve_recipient(conn, runtime, request, secret, now)
-            planned, version = _plan(conn, runtime, person_id, request, delivery, now)
-            new = new_message(person_id, message_key, request, planned, version, now)
-            enqueued = ledger.enqueue(conn, new, now)
-            body = accepted_body(conn, enqueued, new)
-            if not _store_key(conn, principal, key, digest, body, enqueued.id, now):
-                raise _LostRace
-    except _LostRace:
-        with runtime.engine.connect() as conn:
-            replay = _replay(conn, principal, key, digest)
-        assert replay is not None
-        return replay
-    return Submitted(ACCEPTED, body)
+    for attempt in range(NEW_CONTACT_RETRIES):
+        try:
+            with runtime.engine.begin() as conn:
+                replay = _replay(conn, principal, key, digest)
+                if replay is not None:
+                    return replay
+                now = runtime.clock.now()
+                person_id = _resolve_recipient(conn, runtime, request, secret, now)
+                planned, version = _plan(conn, runtime, person_id, request, delivery, now)
+                new = new_message(person_id, message_key, request, planned, version, now)
+                enqueued = ledger.enqueue(conn, new, now)
+                body = accepted_body(conn, enqueued, new)
+                if not _store_key(conn, principal, key, digest, body, enqueued.id, now):
+                    raise _LostRace
+            return Submitted(ACCEPTED, body)
+        except _LostRace:
+            with runtime.engine.connect() as conn:
+                replay = _replay(conn, principal, key, digest)
+            assert replay is not None
+            return replay
+        except sa.exc.IntegrityError:
+            # A concurrent request created the contact for the same new address first (the identifier's
+            # unique key): nothing was kept; the next attempt finds that person.
+            if attempt == NEW_CONTACT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+NEW_CONTACT_RETRIES = 3
 
 
 _secrets: dict[int, tuple[sa.Engine, str]] = {}
