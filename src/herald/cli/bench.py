@@ -71,3 +71,26 @@ def bench_ledger(
                 f"{r.engine:8} processes={r.processes} batch={r.batch}: {r.rate:,.0f} msgs/s "
                 f"({r.count:,} in {r.seconds:.2f} s; duplicates={r.duplicates} lost={r.lost})"
             )
+
+
+@bench_app.command("intake")
+def bench_intake(
+    messages: int = typer.Option(20_000, "--messages", min=1, help="Messages to send, in batches of 1,000."),
+    recipients: int = typer.Option(1000, "--recipients", min=1, help="Distinct addresses they go to."),
+    clients: int = typer.Option(2, "--clients", min=1, help="Concurrent HTTP clients."),
+    enqueue_rows: int = typer.Option(
+        0, "--enqueue-rows", min=0, help="Rows for the raw enqueue_many figure (default: as many as --messages)."
+    ),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="A PostgreSQL server (admin URL): a throwaway database is made there. Default: a temp SQLite file.",
+    ),
+) -> None:
+    """POST /api/messages/batch against `herald serve --no-worker`, against enqueue_many alone, and the ratio."""
+    from herald.bench import intake
+
+    pg_url = database_url if database_url and database_url.startswith("postgresql") else None
+    result = intake.run(messages, recipients, clients, pg_url, enqueue_rows)
+    for line in result.lines():
+        console.print(line, markup=False)

@@ -1,16 +1,22 @@
-"""`herald messages send|show`: the same send as POST /api/messages, and one message's ledger row."""
+"""`herald messages send|send-batch|show`: the sends of POST /api/messages (and /batch), one message's row."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from herald.cli.common import console, err_console, runtime
+from herald.api.routes.messages import batch_item
+from herald.cli.common import console, err_console, runtime, show_progress
 from herald.core.channels import CHANNELS, MESSAGE_CLASSES, PARTS
-from herald.delivery import heartbeat, queries, service
+from herald.core.errors import InvalidInputError
+from herald.delivery import batch, heartbeat, queries, service
 from herald.delivery.planner import CONTACT_FIELDS
 
 messages_app = typer.Typer(help="Send a message through the ledger, or show one.", no_args_is_help=True)
@@ -122,6 +128,62 @@ def send(
         if waits_for_worker and not heartbeat.live_workers(rt):
             err_console.print(f"hint: {WORKER_HINT}", markup=False)
     _print_json(result.body)
+
+
+@messages_app.command("send-batch")
+def send_batch(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="JSON Lines: one POST /api/messages body per line."
+    ),
+) -> None:
+    """Send every line of FILE (each a JSON message with its own `idempotency_key`), 1,000 per transaction.
+
+    Lines are independent: a bad line is reported with its number and the others are sent. Running the same
+    file again sends nothing twice (each line replays its key). Exit code 1 when any line failed.
+    """
+    items: list[tuple[int, batch.BatchItem]] = []
+    with file.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                items.append((number, _line_item(line)))
+    failed = accepted = replayed = 0
+    with runtime() as rt, _progress(len(items)) as advance:
+        for start in range(0, len(items), batch.MAX_ITEMS):
+            chunk = items[start : start + batch.MAX_ITEMS]
+            result = batch.submit_batch(rt, "cli", [item for _, item in chunk])
+            for (number, _), outcome in zip(chunk, result.results, strict=True):
+                if outcome.error is not None:
+                    failed += 1
+                    message = f"line {number}: {outcome.status} {outcome.error.code}: {outcome.error.message}"
+                    problems = outcome.error.fields.get("problems") or []
+                    message += "".join(f" [{p['field']}: {p['message']}]" for p in problems)
+                    err_console.print(message, markup=False)
+                else:
+                    accepted += 1
+                    replayed += outcome.replayed
+            advance(len(chunk))
+    console.print(f"accepted {accepted} (replayed {replayed}), failed {failed}", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _line_item(line: str) -> batch.BatchItem:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return batch.BatchItem(None, {}, None, error=InvalidInputError(f"not JSON: {exc.msg} (column {exc.colno})"))
+    return batch_item(raw)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    if not show_progress():
+        yield lambda _done: None
+        return
+    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("sending", total=total)
+        yield lambda done: bar.advance(task, done)
 
 
 @messages_app.command("show")

@@ -72,6 +72,15 @@ def resolve_contact(
     return outcome.person_id, outcome.action
 
 
+def resolve_incoming(
+    conn: sa.Connection, now: dt.datetime, records: Sequence[Incoming], *, secret: str, source: str
+) -> list[int]:
+    """resolve_contact for many records at once (one prefetch, one bulk write): the person id of each, in order.
+    Build each record with to_incoming first, so a bad identifier is that record's error, not the batch's."""
+    outcomes = Resolver(conn, now, secret=secret, source=source, actor=source).resolve(list(records))
+    return [outcome.person_id for outcome in outcomes]
+
+
 def contact_detail(engine: sa.Engine, person_id: int) -> dict[str, Any]:
     with read_connection(engine) as conn:
         person = dict(get_person(conn, person_id))

@@ -11,16 +11,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.consent.ledger import load_events
+from herald.contacts.matching import Incoming
 from herald.contacts.phone_lookup import phone_owner
-from herald.contacts.service import ContactInput, resolve_contact
-from herald.contacts.store import get_person, identifiers_of
+from herald.contacts.service import ContactInput, resolve_incoming, to_incoming
+from herald.contacts.store import people_by_id
 from herald.core.channels import CHANNELS, MESSAGE_CLASSES, PARTS, MessageClass
-from herald.core.errors import ConflictError, HeraldError, InvalidInputError
-from herald.db.delivery_tables import idempotency_keys, messages
-from herald.db.engine import dialect_insert
+from herald.core.errors import ConflictError, HeraldError, InvalidInputError, NotFoundError
+from herald.db.bulk import insert_returning
+from herald.db.delivery_tables import idempotency_keys
 from herald.db.runtime import Runtime, instance_secret
 from herald.delivery import breaker, ledger
+from herald.delivery.bulk_plan import load_recipients, plan_rules, recent_sends
 from herald.delivery.planner import (
     Content,
     PlannedMessage,
@@ -31,7 +32,6 @@ from herald.delivery.planner import (
     plan_message,
 )
 from herald.delivery.settings import DeliverySettings, delivery_settings
-from herald.delivery.worker import quiet_policy
 from herald.schedule.caps import SendRecord
 from herald.templates.render import TemplateSpec, compile_template
 from herald.templates.store import load_template
@@ -80,22 +80,32 @@ def request_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _check_key(key: str | None) -> str:
+def check_key(key: str | None) -> str:
     if not key or len(key) > 255 or not key.isprintable():
         raise IdempotencyKeyRequiredError("Send an Idempotency-Key header (1-255 printable characters).")
     return key
 
 
 def _replay(conn: sa.Connection, principal: str, key: str, digest: str) -> Submitted | None:
-    stored = (
-        conn.execute(
-            sa.select(idempotency_keys).where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+    stored = stored_keys(conn, principal, [key]).get(key)
+    return None if stored is None else replay_of(stored, key, digest)
+
+
+def stored_keys(conn: sa.Connection, principal: str, keys: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    """The idempotency records of this principal among `keys` (one query per 900 keys)."""
+    c = idempotency_keys.c
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, Mapping[str, Any]] = {}
+    for start in range(0, len(wanted), 900):  # bounded bind variables (SQLite)
+        query = sa.select(c.key, c.request_hash, c.status_code, c.response).where(
+            c.principal == principal, c.key.in_(wanted[start : start + 900])
         )
-        .mappings()
-        .first()
-    )
-    if stored is None:
-        return None
+        found.update({row["key"]: row for row in conn.execute(query).mappings()})
+    return found
+
+
+def replay_of(stored: Mapping[str, Any], key: str, digest: str) -> Submitted:
+    """The stored answer to a repeated request; the same key with a different request is a conflict."""
     if stored["request_hash"] != digest:
         raise IdempotencyConflictError(
             "This Idempotency-Key was already used with a different request.", idempotency_key=key
@@ -116,37 +126,47 @@ def submit_message(
     One transaction for everything (replay check, recipient, planning, ledger row, key): on SQLite every
     transaction takes the single write lock, so fewer of them per request is what lets intake scale.
     """
-    key = _check_key(idempotency_key)
+    key = check_key(idempotency_key)
     digest = request_hash(payload)
-    _validate(request)
+    validate_request(request)
     delivery = delivery or delivery_settings(runtime)
-    secret = _tombstone_secret(runtime)
+    secret = tombstone_secret(runtime)
     message_key = request.message_key or f"idem:{principal}:{key}"
-    try:
-        with runtime.engine.begin() as conn:
-            replay = _replay(conn, principal, key, digest)
-            if replay is not None:
-                return replay
-            now = runtime.clock.now()
-            person_id = _resolve_recipient(conn, runtime, request, secret, now)
-            planned, version = _plan(conn, runtime, person_id, request, delivery, now)
-            new = _new_message(person_id, message_key, request, planned, version, now)
-            enqueued = ledger.enqueue(conn, new, now)
-            body = _accepted_body(conn, enqueued, new)
-            if not _store_key(conn, principal, key, digest, body, enqueued.id, now):
-                raise _LostRace
-    except _LostRace:
-        with runtime.engine.connect() as conn:
-            replay = _replay(conn, principal, key, digest)
-        assert replay is not None
-        return replay
-    return Submitted(ACCEPTED, body)
+    for attempt in range(NEW_CONTACT_RETRIES):
+        try:
+            with runtime.engine.begin() as conn:
+                replay = _replay(conn, principal, key, digest)
+                if replay is not None:
+                    return replay
+                now = runtime.clock.now()
+                person_id = _resolve_recipient(conn, runtime, request, secret, now)
+                planned, version = _plan(conn, runtime, person_id, request, delivery, now)
+                new = new_message(person_id, message_key, request, planned, version, now)
+                enqueued = ledger.enqueue(conn, new, now)
+                body = accepted_body(conn, enqueued, new)
+                if not _store_key(conn, principal, key, digest, body, enqueued.id, now):
+                    raise _LostRace
+            return Submitted(ACCEPTED, body)
+        except _LostRace:
+            with runtime.engine.connect() as conn:
+                replay = _replay(conn, principal, key, digest)
+            assert replay is not None
+            return replay
+        except sa.exc.IntegrityError:
+            # A concurrent request created the contact for the same new address first (the identifier's
+            # unique key): nothing was kept; the next attempt finds that person.
+            if attempt == NEW_CONTACT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+NEW_CONTACT_RETRIES = 3
 
 
 _secrets: dict[int, tuple[sa.Engine, str]] = {}
 
 
-def _tombstone_secret(runtime: Runtime) -> str:
+def tombstone_secret(runtime: Runtime) -> str:
     """The installation's tombstone secret (never changes once made): read once per engine, not per request."""
     cached = _secrets.get(id(runtime.engine))
     if cached is None or cached[0] is not runtime.engine:
@@ -159,7 +179,8 @@ def _tombstone_secret(runtime: Runtime) -> str:
     return cached[1]
 
 
-def _validate(request: SendRequest) -> None:
+def validate_request(request: SendRequest) -> None:
+    """Everything about a send that needs no database: class, channels, one recipient, content, not_before."""
     if request.message_class not in MESSAGE_CLASSES:
         raise InvalidInputError(f"class must be one of {', '.join(MESSAGE_CLASSES)}", field="class")
     unknown = [c for c in request.channels if c not in CHANNELS]
@@ -191,42 +212,69 @@ def _vet_inline(request: SendRequest) -> None:
 def _resolve_recipient(
     conn: sa.Connection, runtime: Runtime, request: SendRequest, secret: str, now: dt.datetime
 ) -> int:
-    if request.contact_id is not None:
-        person = get_person(conn, request.contact_id)
-        while person["status"] == "merged" and person["merged_into_id"]:
-            person = get_person(conn, person["merged_into_id"])
-        if person["status"] != "active":
-            raise ConflictError(f"Person {request.contact_id} is {person['status']}.", id=request.contact_id)
-        return int(person["id"])
-    if request.phone is not None:
-        # A number typed as `contacts list` shows it belongs to the person whose country reads it that way.
-        owner = phone_owner(conn, request.phone, runtime.settings.default_region)
-        if owner is not None:
-            return owner
-    data = ContactInput(
-        emails=[request.email] if request.email else [],
-        phones=[request.phone] if request.phone else [],
-        handles=[request.handle] if request.handle else [],
-    )
-    person_id, _ = resolve_contact(
-        conn, now, data, default_region=runtime.settings.default_region, secret=secret, source="messages"
-    )
-    return person_id
+    found = resolve_recipients(conn, [request], default_region=runtime.settings.default_region, secret=secret, now=now)
+    if isinstance(found[0], HeraldError):
+        raise found[0]
+    return found[0]
 
 
-def _recipient(conn: sa.Connection, person_id: int) -> Recipient:
-    person = get_person(conn, person_id)
-    idents = identifiers_of(conn, person_id)
-    fields = {
-        k: person[k] for k in ("first_name", "last_name", "company", "country", "locale", "timezone", "attributes")
-    }
-    return Recipient(
-        person_id=person_id,
-        fields=fields,
-        emails=tuple(i["value"] for i in idents if i["kind"] == "email"),
-        phones=tuple(i["key"] for i in idents if i["kind"] == "phone"),
-        consent=tuple(load_events(conn, [person_id])[person_id]),
-    )
+def resolve_recipients(
+    conn: sa.Connection, requests: Sequence[SendRequest], *, default_region: str, secret: str, now: dt.datetime
+) -> list[int | HeraldError]:
+    """The person each request is for, in order, or why not (each request's own error, never the batch's).
+
+    A contact id is followed through merges and must end at an active person; an address finds its person
+    or creates one (all of them in one resolver pass, so the same new address twice is one new person).
+    """
+    found: list[int | HeraldError] = [NotFoundError("no recipient")] * len(requests)
+    by_id = _active_people(conn, {r.contact_id for r in requests if r.contact_id is not None})
+    records: list[tuple[int, Incoming]] = []
+    for index, request in enumerate(requests):
+        if request.contact_id is not None:
+            found[index] = by_id[request.contact_id]
+            continue
+        try:
+            if request.phone is not None:
+                # A number typed as `contacts list` shows it belongs to the person whose country reads it that way.
+                owner = phone_owner(conn, request.phone, default_region)
+                if owner is not None:
+                    found[index] = owner
+                    continue
+            data = ContactInput(
+                emails=[request.email] if request.email else [],
+                phones=[request.phone] if request.phone else [],
+                handles=[request.handle] if request.handle else [],
+            )
+            records.append((index, to_incoming(data, default_region)))
+        except HeraldError as exc:
+            found[index] = exc
+    if not records:
+        return found
+    person_ids = resolve_incoming(conn, now, [record for _, record in records], secret=secret, source="messages")
+    for (index, _), person_id in zip(records, person_ids, strict=True):
+        found[index] = person_id
+    return found
+
+
+def _active_people(conn: sa.Connection, ids: set[int]) -> dict[int, int | HeraldError]:
+    """Each asked id → the active person it is now (merges followed), or NotFound / Conflict."""
+    out: dict[int, int | HeraldError] = {}
+    pending = {asked: asked for asked in ids}  # asked → where its merge chain has got to
+    while pending:
+        rows = people_by_id(conn, pending.values())
+        following: dict[int, int] = {}
+        for asked, current in pending.items():
+            row = rows.get(current)
+            if row is None:
+                out[asked] = NotFoundError(f"No person with id {current}.", id=current)
+            elif row["status"] == "merged" and row["merged_into_id"]:
+                following[asked] = int(row["merged_into_id"])
+            elif row["status"] != "active":
+                out[asked] = ConflictError(f"Person {asked} is {row['status']}.", id=asked)
+            else:
+                out[asked] = current
+        pending = following
+    return out
 
 
 def _plan(
@@ -237,40 +285,29 @@ def _plan(
     delivery: DeliverySettings,
     now: dt.datetime,
 ) -> tuple[PlannedMessage | Skip, int | None]:
-    rules = Rules(
-        quiet_hours=quiet_policy(delivery, runtime.settings.default_region),
-        account_zone=delivery.default_timezone,
-        caps=delivery.cap_rules(),
-    )
-    recipient = _recipient(conn, person_id)
+    rules = plan_rules(runtime, delivery)
+    recipient = load_recipients(conn, [person_id])[person_id]
     template = load_template(conn, request.template_id, request.template_version) if request.template_id else None
-    recent = _recent_sends(conn, person_id, now) if rules.caps else ()
+    recent = recent_sends(conn, [person_id], now)[person_id] if rules.caps else ()
+    version = template.version if template is not None else None
+    return plan_send(request, recipient, template, rules, recent, now), version
+
+
+def plan_send(
+    request: SendRequest,
+    recipient: Recipient,
+    template: TemplateSpec | None,
+    rules: Rules,
+    recent: Sequence[SendRecord],
+    now: dt.datetime,
+) -> PlannedMessage | Skip:
+    """The pure planner applied to one send request (single and batch intake alike)."""
     content = Content(template=template, inline=request.content, variables=request.variables)
     plan_request = Request(MessageClass(request.message_class), tuple(request.channels), now, request.not_before)
-    version = template.version if template is not None else None
-    return plan_message(plan_request, recipient, content, rules, recent), version
+    return plan_message(plan_request, recipient, content, rules, recent)
 
 
-def _recent_sends(conn: sa.Connection, person_id: int, now: dt.datetime) -> list[SendRecord]:
-    query = sa.select(
-        messages.c.channels,
-        messages.c.plan_index,
-        messages.c.message_class,
-        messages.c.sent_at,
-        messages.c.available_at,
-        messages.c.status,
-        messages.c.releasable,
-    ).where(messages.c.person_id == person_id, messages.c.status != "failed")
-    records = []
-    for row in conn.execute(query).mappings():
-        if row["status"] == "held" and not row["releasable"]:
-            continue
-        at = row["sent_at"] or row["available_at"]
-        records.append(SendRecord(row["channels"][row["plan_index"]], row["message_class"], at))
-    return records
-
-
-def _new_message(
+def new_message(
     person_id: int,
     message_key: str,
     request: SendRequest,
@@ -315,7 +352,7 @@ def _new_message(
     )
 
 
-def _accepted_body(conn: sa.Connection, enqueued: ledger.Enqueued, new: ledger.NewMessage) -> dict[str, Any]:
+def accepted_body(conn: sa.Connection, enqueued: ledger.Enqueued, new: ledger.NewMessage) -> dict[str, Any]:
     if enqueued.created:
         # The row is exactly what we just inserted: no need to read it back.
         return {
@@ -343,21 +380,29 @@ def _accepted_body(conn: sa.Connection, enqueued: ledger.Enqueued, new: ledger.N
 def _store_key(
     conn: sa.Connection, principal: str, key: str, digest: str, body: dict[str, Any], message_id: int, now: dt.datetime
 ) -> bool:
-    statement = (
-        dialect_insert(conn, idempotency_keys)
-        .values(
-            principal=principal,
-            key=key,
-            request_hash=digest,
-            status_code=ACCEPTED,
-            response=body,
-            message_id=message_id,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["principal", "key"])
-        .returning(idempotency_keys.c.id)
+    return bool(store_keys(conn, principal, [StoredKey(key, digest, body, message_id)], now))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    key: str
+    request_hash: str
+    response: Mapping[str, Any]  # the 202 body a replay answers with
+    message_id: int
+
+
+def store_keys(conn: sa.Connection, principal: str, records: Sequence[StoredKey], now: dt.datetime) -> set[str]:
+    """Record accepted requests' keys with their answers (one multi-row insert); returns the keys stored.
+    A key missing from the result was stored first by a concurrent request: the caller must roll back."""
+    inserted = insert_returning(
+        conn,
+        idempotency_keys,
+        ("principal", "key", "request_hash", "status_code", "response", "message_id", "created_at"),
+        [(principal, r.key, r.request_hash, ACCEPTED, dict(r.response), r.message_id, now) for r in records],
+        conflict=("principal", "key"),
+        returning=("key",),
     )
-    return conn.execute(statement).scalar() is not None
+    return {str(key) for (key,) in inserted}
 
 
 # --- reading -----------------------------------------------------------------------------------------

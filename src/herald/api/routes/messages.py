@@ -7,14 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from herald.api.deps import ApiKeyDep, RuntimeDep
 from herald.api.errors import error_responses
 from herald.channels.base import SignatureError
 from herald.core.channels import CONTENT, Channel, MessageClass
-from herald.core.inputs import Count, Id, InputModel, Text
-from herald.delivery import queries, service
+from herald.core.errors import InvalidInputError
+from herald.core.inputs import Count, Id, InputModel, Text, nul_path
+from herald.delivery import batch, queries, service
 from herald.delivery.receipts import record_callback, record_twilio_callback
 
 router = APIRouter(tags=["messages"])
@@ -101,6 +102,63 @@ def send_message(
     result = service.submit_message(runtime, f"key:{key_id}", idempotency_key, payload, to_request(body))
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
+class BatchItemIn(MessageIn):
+    """One item of a batch: a POST /api/messages body plus its own idempotency key (required)."""
+
+    idempotency_key: str | None = Field(None, description="1-255 printable characters; required per item.")
+
+
+class BatchIn(InputModel):
+    # Items are validated one by one (each a BatchItemIn: a POST /api/messages body plus `idempotency_key`),
+    # so one bad item is that item's 422, not the batch's.
+    messages: list[Any] = Field(
+        ...,
+        min_length=1,
+        max_length=batch.MAX_ITEMS,
+        description="1-1,000 messages: each a POST /api/messages body plus its own `idempotency_key`.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        # Each item is checked on its own (as a BatchItemIn): a NUL in one item fails that item only.
+        if isinstance(data, dict):
+            where = nul_path({k: v for k, v in data.items() if k != "messages"})
+            if where is not None:
+                raise ValueError(f"Text must not contain NUL (\\u0000) characters (at {where}).")
+        return data
+
+
+def batch_item(raw: Any) -> batch.BatchItem:
+    """One raw item (parsed JSON) → what the batch service takes; a bad item carries its 422 instead.
+    `herald messages send-batch` reads its lines with this too, so both accept exactly the same items."""
+    key = raw.get("idempotency_key") if isinstance(raw, dict) else None
+    try:
+        item = BatchItemIn.model_validate(raw)
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
+        error = InvalidInputError("The message is not valid.", problems=problems)
+        return batch.BatchItem(key if isinstance(key, str) else None, {}, None, error=error)
+    payload = item.model_dump(mode="json", by_alias=True, exclude={"idempotency_key"})
+    return batch.BatchItem(item.idempotency_key, payload, to_request(item))
+
+
+@router.post(
+    "/messages/batch",
+    status_code=202,
+    responses={207: {"description": "Some items failed: see each item's status."}, **error_responses(413, 422)},
+)
+def send_batch(body: BatchIn, runtime: RuntimeDep, key_id: ApiKeyDep) -> JSONResponse:
+    """Plan and enqueue 1-1,000 messages, each with its own `idempotency_key`; per-item results in order.
+
+    202 when every item was accepted (or replayed), 207 when some were not. Items are independent: a bad item
+    gets its own 4xx result, and each accepted item's row and key are committed before the answer.
+    """
+    items = [batch_item(raw) for raw in body.messages]
+    result = batch.submit_batch(runtime, f"key:{key_id}", items)
+    return JSONResponse(result.to_dict(), status_code=result.status_code)
 
 
 @router.get("/messages")
