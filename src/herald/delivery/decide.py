@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from herald.consent.policy import ConsentEvent, suppression_reason
 from herald.delivery import breaker, ledger
 from herald.delivery.failover import Block, choose_channel
 from herald.delivery.planner import consent_purpose, keep_zones_loaded
+from herald.delivery.render_at_claim import needs_render, render_row
 from herald.delivery.send_jobs import Batch, Job, done, rendered_message
 from herald.delivery.settings import DeliverySettings
 from herald.schedule.quiet_hours import (
@@ -25,6 +27,7 @@ from herald.schedule.quiet_hours import (
     decide_send_time,
     describe_decision,
 )
+from herald.templates.render import Held
 
 if TYPE_CHECKING:
     from herald.delivery.worker import Deliverer
@@ -43,6 +46,7 @@ def quiet_policy(delivery: DeliverySettings, default_country: str | None) -> Qui
 
 def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], now: dt.datetime) -> Batch:
     batch = Batch()
+    claims = _render_planned(d, conn, claims, batch)
     events = load_events(conn, {c.row["person_id"] for c in claims})
     health = breaker.states(conn, d.registry.names())
     for claimed in claims:
@@ -52,6 +56,24 @@ def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], n
         else:
             _start(d, conn, claimed, events[claimed.row["person_id"]], health, now, batch)
     return batch
+
+
+def _render_planned(
+    d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], batch: Batch
+) -> list[ledger.Claim]:
+    """Rows a campaign planned with variables get their content now, from the template version; a render that
+    holds (missing variable, leftover placeholder) holds the row instead of sending it."""
+    ready: list[ledger.Claim] = []
+    for claimed in claims:
+        if not needs_render(claimed.row):
+            ready.append(claimed)
+            continue
+        content = render_row(conn, claimed.row, d.templates)
+        if isinstance(content, Held):
+            batch.now_done.append(done(claimed, "held", hold_reason=content.reason[:300], releasable=False))
+        else:
+            ready.append(replace(claimed, row={**claimed.row, "content": content}))
+    return ready
 
 
 def _resume(
