@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +31,15 @@ def _ensure(conn: sa.Connection, providers: Iterable[str], now: dt.datetime) -> 
     conn.execute(dialect_insert(conn, provider_health).values(rows).on_conflict_do_nothing(index_elements=["provider"]))
 
 
+_STATES = sa.select(provider_health).where(provider_health.c.provider.in_(sa.bindparam("names", expanding=True)))
+
+
 def states(conn: sa.Connection, providers: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each provider's breaker row (closed with no failures when it has none yet): one statement, compiled once."""
     names = list(providers)
-    query = sa.select(provider_health).where(provider_health.c.provider.in_(names))
-    found = {r["provider"]: dict(r) for r in conn.execute(query).mappings()}
+    if not names:
+        return {}
+    found = {r["provider"]: dict(r) for r in conn.execute(_STATES, {"names": names}).mappings()}
     return {name: found.get(name) or {"provider": name, "state": CLOSED, "failures": 0} for name in names}
 
 
@@ -68,7 +73,22 @@ def admit(
     return probe_until
 
 
-def record_success(conn: sa.Connection, provider: str, now: dt.datetime) -> None:
+def quiet(state: Mapping[str, Any]) -> bool:
+    """Closed with no failure counted: a success changes nothing, so it writes nothing."""
+    return bool(state["state"] == CLOSED and not state["failures"])
+
+
+def record_success(
+    conn: sa.Connection, provider: str, now: dt.datetime, state: Mapping[str, Any] | None = None
+) -> None:
+    """A send the provider accepted: close the breaker and reset the failure count, on a transition only.
+
+    `state` is the provider's row as this transaction read it (`states`, once per group of completions):
+    while it is closed with no failures — almost always — nothing is written, so thousands of successes
+    per second do not each rewrite one hot row. Any other state is moved with the same compare-and-set
+    statements as before, so what other workers see is unchanged."""
+    if state is not None and quiet(state) and state.get("changed_at") is not None:
+        return  # (no changed_at: the provider has no row yet; it gets one, so `herald providers` lists it)
     _ensure(conn, [provider], now)
     result = conn.execute(
         sa.update(provider_health)
@@ -82,10 +102,24 @@ def record_success(conn: sa.Connection, provider: str, now: dt.datetime) -> None
         .where(provider_health.c.provider == provider, provider_health.c.failures != 0)
         .values(failures=0, updated_at=now)
     )
+    if isinstance(state, dict):
+        state.update(state=CLOSED, failures=0, open_until=None, changed_at=state.get("changed_at") or now)
 
 
-def record_failure(conn: sa.Connection, provider: str, error: str, now: dt.datetime, policy: BreakerPolicy) -> None:
-    """Count one more consecutive failure; open at the threshold, or at once when a probe failed."""
+def record_failure(
+    conn: sa.Connection,
+    provider: str,
+    error: str,
+    now: dt.datetime,
+    policy: BreakerPolicy,
+    state: dict[str, Any] | None = None,
+) -> None:
+    """Count one more consecutive failure; open at the threshold, or at once when a probe failed.
+
+    `state` (as `record_success` reads it) is marked as no longer quiet, so a success later in the same
+    group resets the count in the database."""
+    if state is not None:
+        state["failures"] = int(state.get("failures") or 0) + 1
     _ensure(conn, [provider], now)
     conn.execute(
         sa.update(provider_health)

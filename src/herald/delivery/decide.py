@@ -55,7 +55,19 @@ def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], n
             _resume(d, conn, claimed, attempt, now, batch)
         else:
             _start(d, conn, claimed, events[claimed.row["person_id"]], health, now, batch)
+    _open_attempts(conn, batch, now)
     return batch
+
+
+def _open_attempts(conn: sa.Connection, batch: Batch, now: dt.datetime) -> None:
+    """The batch's new attempts, recorded as `submitting` together (one multi-row INSERT, fenced updates)."""
+    starts, batch.starts = batch.starts, []
+    attempts = ledger.start_attempts(conn, [new for new, _ in starts], now)
+    for (new, provider), attempt in zip(starts, attempts, strict=True):
+        row = {**new.claim.row, **new.extra}
+        message = rendered_message(row, new.channel, attempt["reference"])
+        updated = ledger.Claim(new.claim.id, new.claim.token, row, attempt)
+        batch.jobs.append(Job("send", updated, provider, attempt, message))
 
 
 def _render_planned(
@@ -158,10 +170,7 @@ def _start(
     extra: dict[str, Any] = {"plan_index": choice.index, "skips": skips, "hold_reason": None, "releasable": False}
     if choice.index != row["plan_index"]:
         extra["retries"] = 0
-    attempt = ledger.start_attempt(conn, claimed, channel=channel, provider=provider.name, now=now, extra=extra)
-    message = rendered_message(row, channel, attempt["reference"])
-    updated = ledger.Claim(claimed.id, claimed.token, {**row, **extra}, attempt)
-    batch.jobs.append(Job("send", updated, provider, attempt, message))
+    batch.starts.append((ledger.NewAttempt(claimed, channel, provider.name, extra), provider))
 
 
 def _block(
