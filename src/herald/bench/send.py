@@ -29,7 +29,7 @@ import httpx
 import sqlalchemy as sa
 
 from herald.apikeys.service import create_key
-from herald.bench.sink import CountingSink, free_port
+from herald.bench.sink import CountingSink, cpu_seconds, free_port
 from herald.bench.smtp_raw import HTML, TEXT, raw_smtp_throughput
 from herald.core.actor import SYSTEM
 from herald.core.clock import SystemClock
@@ -57,6 +57,9 @@ class DrainResult:
     worker_seconds: float  # from starting the worker process (imports included) to the last message held
     concurrency: int
     templated: bool
+    worker_cpu: float  # CPU seconds the worker used from the relay's first message on (start-up excluded)
+    raw_sink_cpu: float | None  # CPU seconds the sink spent on the raw run (None: external relay)
+    drain_sink_cpu: float | None
 
     def lines(self, connections: int) -> list[str]:
         shape = "rendered at claim from a template version" if self.templated else "content stored on the row"
@@ -67,6 +70,16 @@ class DrainResult:
             f"SMTP pool {connections}): {self.drain_rate:,.0f} msgs/s",
             f"  (worker process start → last message held: {self.worker_seconds:.1f} s, "
             f"{self.count / self.worker_seconds:,.0f} msgs/s including interpreter start-up)",
+            f"  worker CPU during the drain: {self.worker_cpu:.1f} s, {self.worker_cpu / self.count * 1e6:,.0f} µs "
+            "per message",
+            *(
+                [
+                    f"  sink CPU per message: raw {self.raw_sink_cpu / self.count * 1e6:,.0f} µs, "
+                    f"drain {self.drain_sink_cpu / self.count * 1e6:,.0f} µs"
+                ]
+                if self.raw_sink_cpu is not None and self.drain_sink_cpu is not None
+                else []
+            ),
             f"ratio drain / raw: {self.drain_rate / self.raw_rate:.2f}",
         ]
 
@@ -226,12 +239,17 @@ def drain(
     concurrency: int,
     templated: bool,
     profile: Path | None = None,
-) -> tuple[float, float]:
-    """(messages/s from the relay's first to its last acceptance, seconds from worker start to the last one)."""
+    worker_src: Path | None = None,
+) -> tuple[float, float, float]:
+    """(messages/s from the relay's first to its last acceptance, seconds from worker start to the last one,
+    the worker's CPU seconds from the first message on — from its start with an external relay)."""
+    cpu_start = 0.0
     with _database(database_url) as (settings, engine):
         queue(engine, count, templated=templated)
         log = settings.data_dir / "worker.log"
         env = _env(settings, relay[0], relay[1], connections)
+        if worker_src is not None:
+            env["PYTHONPATH"] = str(worker_src)  # A/B: the worker from another checkout's src/, same schema
         if sink is not None:
             sink.reset()
         started = time.monotonic()
@@ -239,6 +257,9 @@ def drain(
         with _processes([command], env, log) as [worker], _profiled(worker, profile, log):
             try:
                 if sink is not None:
+                    while sink.count == 0 and worker.poll() is None:
+                        time.sleep(0.005)
+                    cpu_start = cpu_seconds(worker.pid)  # start-up done: from here on it is the drain
                     sink.wait_for(count, alive=lambda: worker.poll() is None)
                 else:
                     _wait_sent(engine, count, log)
@@ -246,13 +267,14 @@ def drain(
                 raise RuntimeError(f"{exc}\nworker log tail:\n{log.read_text()[-3000:]}") from None
             seconds = time.monotonic() - started
             _wait_sent(engine, count, log)  # the ledger catches up with the relay (the last group commit)
+            cpu = cpu_seconds(worker.pid) - cpu_start
         if sink is not None:
             time.sleep(0.2)
             if sink.count != count:
                 raise AssertionError(f"the relay holds {sink.count} messages for {count} queued rows")
             first, last = sink.window()
-            return (count - 1) / (last - first), seconds
-        return count / _ledger_window(engine), seconds
+            return (count - 1) / (last - first), seconds, cpu
+        return count / _ledger_window(engine), seconds, cpu
 
 
 def _raw(relay: tuple[str, int], sink: CountingSink | None, count: int, connections: int) -> float:
@@ -274,16 +296,29 @@ def run(
     concurrency: int,
     templated: bool = False,
     profile: Path | None = None,
+    worker_src: Path | None = None,
 ) -> DrainResult:
     with CountingSink() if smtp is None else nullcontext() as sink:
         relay = ("127.0.0.1", sink.port) if sink is not None else smtp
         assert relay is not None
+        before = sink.cpu() if sink is not None else 0.0
         raw = _raw(relay, sink, count, connections)
-        rate, seconds = drain(
-            count, relay, sink, connections, database_url, concurrency=concurrency, templated=templated, profile=profile
+        middle = sink.cpu() if sink is not None else 0.0
+        rate, seconds, cpu = drain(
+            count,
+            relay,
+            sink,
+            connections,
+            database_url,
+            concurrency=concurrency,
+            templated=templated,
+            profile=profile,
+            worker_src=worker_src,
         )
+        after = sink.cpu() if sink is not None else 0.0
     name = "aiosmtpd counting sink (separate process)" if smtp is None else f"{relay[0]}:{relay[1]}"
-    return DrainResult(count, name, raw, rate, seconds, concurrency, templated)
+    raw_cpu, drain_cpu = (middle - before, after - middle) if sink is not None else (None, None)
+    return DrainResult(count, name, raw, rate, seconds, concurrency, templated, cpu, raw_cpu, drain_cpu)
 
 
 # --- the old measurement: HTTP intake and delivery overlapped ---------------------------------------------------

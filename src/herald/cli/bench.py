@@ -48,7 +48,12 @@ def bench_send(
     templated: bool = typer.Option(
         False, "--templated", help="Queue rows as a campaign does: a template version and variables, rendered at claim."
     ),
-    profile: Path | None = typer.Option(None, "--profile", help="Record the worker with py-spy (speedscope JSON)."),
+    profile: Path | None = typer.Option(
+        None, "--profile", help="Record the worker with py-spy (speedscope JSON; collapsed stacks for a .txt file)."
+    ),
+    worker_src: Path | None = typer.Option(
+        None, "--worker-src", help="A/B: run the worker from another checkout's src/ directory (same schema)."
+    ),
     end_to_end: bool = typer.Option(
         False, "--end-to-end", help="The older measurement: HTTP intake and delivery overlapped (serve + worker)."
     ),
@@ -65,7 +70,14 @@ def bench_send(
             console.print(line)
         return
     result = send.run(
-        count, relay, connections, database_url, concurrency=concurrency, templated=templated, profile=profile
+        count,
+        relay,
+        connections,
+        database_url,
+        concurrency=concurrency,
+        templated=templated,
+        profile=profile,
+        worker_src=worker_src,
     )
     for line in result.lines(connections):
         console.print(line)

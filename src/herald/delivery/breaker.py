@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,29 @@ def states(conn: sa.Connection, providers: Iterable[str]) -> dict[str, dict[str,
         return {}
     found = {r["provider"]: dict(r) for r in conn.execute(_STATES, {"names": names}).mappings()}
     return {name: found.get(name) or {"provider": name, "state": CLOSED, "failures": 0} for name in names}
+
+
+class Snapshot:
+    """The breaker rows as this worker last read them, shared by its claim and its completions.
+
+    Read once per claimed batch (`decide.prepare`) and re-read by a completion group when older than
+    `max_age` seconds, so a success while the breaker is closed with no failures costs no statement at all,
+    and another worker's transition is seen within `max_age`. `record_success`/`record_failure` update it."""
+
+    def __init__(self, max_age: float = 1.0) -> None:
+        self.max_age = max_age
+        self._states: dict[str, dict[str, Any]] = {}
+        self._read_at = float("-inf")
+
+    def store(self, found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        self._states, self._read_at = found, time.monotonic()
+        return found
+
+    def current(self, conn: sa.Connection, providers: Iterable[str]) -> dict[str, dict[str, Any]]:
+        names = sorted(providers)
+        if time.monotonic() - self._read_at > self.max_age or any(n not in self._states for n in names):
+            return self.store(states(conn, set(names) | set(self._states)))
+        return self._states
 
 
 def admit(

@@ -28,23 +28,33 @@ _CURRENT = sa.select(messages.c.id, messages.c.lease_token, messages.c.status).w
 
 def finish(d: Deliverer, conn: sa.Connection, jobs: Sequence[Job], now: dt.datetime) -> None:
     completions = []
-    # The breakers as this transaction sees them, read once: a success on a quiet breaker writes nothing.
-    health = breaker.states(conn, sorted({job.provider.name for job in jobs if job.kind == "send" and not job.late}))
+    # The breakers as last read (at most a second ago): a success on a quiet breaker writes nothing.
+    health = d.health.current(conn, {job.provider.name for job in jobs if job.kind == "send" and not job.late})
     for job in jobs:
         if job.kind == "reconcile":
             completions.append(_after_reconcile(d, job, now))
         else:
             completions.append(_after_send(d, conn, job, now, health))
-    ledger.complete(conn, completions, now)
-    _report(d, conn, jobs, completions, now)
+    applied = ledger.complete(conn, completions, now)
+    _report(d, conn, jobs, completions, now, every_row_changed=applied == len(completions))
 
 
 def _report(
-    d: Deliverer, conn: sa.Connection, jobs: Sequence[Job], completions: Sequence[ledger.Completion], now: dt.datetime
+    d: Deliverer,
+    conn: sa.Connection,
+    jobs: Sequence[Job],
+    completions: Sequence[ledger.Completion],
+    now: dt.datetime,
+    *,
+    every_row_changed: bool,
 ) -> None:
     """Event log and suppression for the completions that took effect (a stale one reports nothing)."""
-    ids = [c.message_id for c in completions]
-    current = {r.id: (r.lease_token, r.status) for r in conn.execute(_CURRENT, {"ids": ids})}
+    if every_row_changed:
+        # Every fenced update matched its row: each row now holds what its completion wrote.
+        current = {c.message_id: (c.token, c.values["status"]) for c in completions}
+    else:
+        ids = [c.message_id for c in completions]
+        current = {r.id: (r.lease_token, r.status) for r in conn.execute(_CURRENT, {"ids": ids})}
     sent: list[dict[str, Any]] = []
     for job, completed in zip(jobs, completions, strict=True):
         if job.late or current.get(completed.message_id) != (completed.token, completed.values["status"]):

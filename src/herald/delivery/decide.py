@@ -48,7 +48,7 @@ def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], n
     batch = Batch()
     claims = _render_planned(d, conn, claims, batch)
     events = load_events(conn, {c.row["person_id"] for c in claims})
-    health = breaker.states(conn, d.registry.names())
+    health = d.health.store(breaker.states(conn, d.registry.names()))
     for claimed in claims:
         attempt = claimed.attempt
         if attempt is not None and attempt["status"] in ("submitting", "unknown"):

@@ -63,6 +63,7 @@ class Deliverer:
         )
         self.quiet = quiet_policy(self.delivery, runtime.settings.default_region)
         self.lease = dt.timedelta(seconds=self.delivery.delivery_lease_seconds)
+        self.health = breaker.Snapshot()  # breaker rows: read per claimed batch, at most a second old
         self.templates = TemplateCache()  # compiled template versions for rows rendered at claim time
 
     # --- the pass ------------------------------------------------------------------------------------
