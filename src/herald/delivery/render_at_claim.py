@@ -51,6 +51,10 @@ class TemplateCache:
             self._compiled[key] = found
         return found
 
+    def compiled_versions(self) -> list[tuple[str, int, tuple[str, ...]]]:
+        """What is compiled so far: (template id, version, plan channels)."""
+        return list(self._compiled)
+
     def _spec(self, conn: sa.Connection, template_id: str, version: int) -> TemplateSpec | Unrenderable:
         key = (template_id, version)
         spec = self._specs.get(key)
