@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -45,6 +46,9 @@ def bench_send(
     connections: int = typer.Option(8, "--connections", min=1, help="SMTP connections (raw and Herald alike)."),
     concurrency: int = typer.Option(16, "--concurrency", min=1, help="The worker's sends in flight."),
     database_url: str | None = typer.Option(None, "--database-url", help="Empty database (default: temp SQLite)."),
+    pg_url: str | None = typer.Option(
+        None, "--pg-url", help="PostgreSQL admin URL: use a throwaway database made there instead."
+    ),
     templated: bool = typer.Option(
         False, "--templated", help="Queue rows as a campaign does: a template version and variables, rendered at claim."
     ),
@@ -60,26 +64,28 @@ def bench_send(
 ) -> None:
     """Queue N e-mails, time `herald worker` draining them into the relay, against raw aiosmtplib (same run)."""
     from herald.bench import send
+    from herald.bench.ledger import scratch_database
 
     relay = None
     if smtp is not None:
         host, _, port = smtp.rpartition(":")
         relay = (host, int(port))
-    if end_to_end:
-        for line in send.end_to_end(count, relay, connections, database_url).lines(connections):
-            console.print(line)
-        return
-    result = send.run(
-        count,
-        relay,
-        connections,
-        database_url,
-        concurrency=concurrency,
-        templated=templated,
-        profile=profile,
-        worker_src=worker_src,
-    )
-    for line in result.lines(connections):
+    with scratch_database("postgres", pg_url) if pg_url else nullcontext(database_url) as url:
+        if end_to_end:
+            lines = send.end_to_end(count, relay, connections, url).lines(connections)
+        else:
+            result = send.run(
+                count,
+                relay,
+                connections,
+                url,
+                concurrency=concurrency,
+                templated=templated,
+                profile=profile,
+                worker_src=worker_src,
+            )
+            lines = result.lines(connections)
+    for line in lines:
         console.print(line)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy.sql.compiler import SQLCompiler
 from psycopg.types.json import Jsonb
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from herald.db.types import UTCDateTime
 
