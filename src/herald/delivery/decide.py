@@ -60,7 +60,7 @@ def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], n
 
 
 def _open_attempts(conn: sa.Connection, batch: Batch, now: dt.datetime) -> None:
-    """The batch's new attempts, recorded as `submitting` together (one multi-row INSERT, fenced updates)."""
+    """The batch's new attempts, recorded as `submitting` together (one bulk insert, fenced updates)."""
     starts, batch.starts = batch.starts, []
     attempts = ledger.start_attempts(conn, [new for new, _ in starts], now)
     for (new, provider), attempt in zip(starts, attempts, strict=True):
