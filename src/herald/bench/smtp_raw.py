@@ -13,8 +13,8 @@ from herald.channels.mime import BuiltEmail, build_email
 from herald.core.clock import SystemClock
 
 _DOT_STUFF = re.compile(rb"(?m)^\.")
-_TEXT = "Hello {i},\n\nYour order has shipped and should arrive within three working days.\n" * 12
-_HTML = "<html><body>" + "<p>Hello {i}, your order has <b>shipped</b>.</p>" * 24 + "</body></html>"
+TEXT = "Hello {i},\n\nYour order has shipped and should arrive within three working days.\n" * 12
+HTML = "<html><body>" + "<p>Hello {i}, your order has <b>shipped</b>.</p>" * 24 + "</body></html>"
 
 
 def prebuilt_messages(count: int, recipient: str, sender: str) -> list[BuiltEmail]:
@@ -22,7 +22,7 @@ def prebuilt_messages(count: int, recipient: str, sender: str) -> list[BuiltEmai
     now = SystemClock().now()
     messages = []
     for i in range(count):
-        content = EmailContent(subject=f"Bench {i}", text=_TEXT.format(i=i), html=_HTML.format(i=i))
+        content = EmailContent(subject=f"Bench {i}", text=TEXT.format(i=i), html=HTML.format(i=i))
         rendered = RenderedMessage(
             reference=f"bench_{i}", channel=Channel.EMAIL, to=recipient, sender=sender, email=content
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
+from pathlib import Path
 
 import typer
 
@@ -37,17 +39,53 @@ def register(app: typer.Typer) -> None:
 
 @bench_app.command("send")
 def bench_send(
-    count: int = typer.Option(20_000, "--count", min=1, help="Messages to send."),
-    smtp: str = typer.Option("127.0.0.1:25", "--smtp", help="HOST:PORT of the SMTP server."),
+    count: int = typer.Option(20_000, "--count", min=2, help="Messages to queue and drain."),
+    smtp: str | None = typer.Option(
+        None, "--smtp", help="HOST:PORT of the relay (e.g. the CI postfix); default: an aiosmtpd counting sink."
+    ),
     connections: int = typer.Option(8, "--connections", min=1, help="SMTP connections (raw and Herald alike)."),
+    concurrency: int = typer.Option(16, "--concurrency", min=1, help="The worker's sends in flight."),
     database_url: str | None = typer.Option(None, "--database-url", help="Empty database (default: temp SQLite)."),
+    pg_url: str | None = typer.Option(
+        None, "--pg-url", help="PostgreSQL admin URL: use a throwaway database made there instead."
+    ),
+    templated: bool = typer.Option(
+        False, "--templated", help="Queue rows as a campaign does: a template version and variables, rendered at claim."
+    ),
+    profile: Path | None = typer.Option(
+        None, "--profile", help="Record the worker with py-spy (speedscope JSON; collapsed stacks for a .txt file)."
+    ),
+    worker_src: Path | None = typer.Option(
+        None, "--worker-src", help="A/B: run the worker from another checkout's src/ directory (same schema)."
+    ),
+    end_to_end: bool = typer.Option(
+        False, "--end-to-end", help="The older measurement: HTTP intake and delivery overlapped (serve + worker)."
+    ),
 ) -> None:
-    """Raw aiosmtplib throughput with pre-built messages, then Herald end to end over HTTP, and the ratio."""
+    """Queue N e-mails, time `herald worker` draining them into the relay, against raw aiosmtplib (same run)."""
     from herald.bench import send
+    from herald.bench.ledger import scratch_database
 
-    host, _, port = smtp.rpartition(":")
-    result = send.run(count, host, int(port), connections, database_url)
-    for line in result.lines(connections):
+    relay = None
+    if smtp is not None:
+        host, _, port = smtp.rpartition(":")
+        relay = (host, int(port))
+    with scratch_database("postgres", pg_url) if pg_url else nullcontext(database_url) as url:
+        if end_to_end:
+            lines = send.end_to_end(count, relay, connections, url).lines(connections)
+        else:
+            result = send.run(
+                count,
+                relay,
+                connections,
+                url,
+                concurrency=concurrency,
+                templated=templated,
+                profile=profile,
+                worker_src=worker_src,
+            )
+            lines = result.lines(connections)
+    for line in lines:
         console.print(line)
 
 

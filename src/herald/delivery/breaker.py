@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +32,39 @@ def _ensure(conn: sa.Connection, providers: Iterable[str], now: dt.datetime) -> 
     conn.execute(dialect_insert(conn, provider_health).values(rows).on_conflict_do_nothing(index_elements=["provider"]))
 
 
+_STATES = sa.select(provider_health).where(provider_health.c.provider.in_(sa.bindparam("names", expanding=True)))
+
+
 def states(conn: sa.Connection, providers: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each provider's breaker row (closed with no failures when it has none yet): one statement, compiled once."""
     names = list(providers)
-    query = sa.select(provider_health).where(provider_health.c.provider.in_(names))
-    found = {r["provider"]: dict(r) for r in conn.execute(query).mappings()}
+    if not names:
+        return {}
+    found = {r["provider"]: dict(r) for r in conn.execute(_STATES, {"names": names}).mappings()}
     return {name: found.get(name) or {"provider": name, "state": CLOSED, "failures": 0} for name in names}
+
+
+class Snapshot:
+    """The breaker rows as this worker last read them, shared by its claim and its completions.
+
+    Read once per claimed batch (`decide.prepare`) and re-read by a completion group when older than
+    `max_age` seconds, so a success while the breaker is closed with no failures costs no statement at all,
+    and another worker's transition is seen within `max_age`. `record_success`/`record_failure` update it."""
+
+    def __init__(self, max_age: float = 1.0) -> None:
+        self.max_age = max_age
+        self._states: dict[str, dict[str, Any]] = {}
+        self._read_at = float("-inf")
+
+    def store(self, found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        self._states, self._read_at = found, time.monotonic()
+        return found
+
+    def current(self, conn: sa.Connection, providers: Iterable[str]) -> dict[str, dict[str, Any]]:
+        names = sorted(providers)
+        if time.monotonic() - self._read_at > self.max_age or any(n not in self._states for n in names):
+            return self.store(states(conn, set(names) | set(self._states)))
+        return self._states
 
 
 def admit(
@@ -68,7 +97,22 @@ def admit(
     return probe_until
 
 
-def record_success(conn: sa.Connection, provider: str, now: dt.datetime) -> None:
+def quiet(state: Mapping[str, Any]) -> bool:
+    """Closed with no failure counted: a success changes nothing, so it writes nothing."""
+    return bool(state["state"] == CLOSED and not state["failures"])
+
+
+def record_success(
+    conn: sa.Connection, provider: str, now: dt.datetime, state: Mapping[str, Any] | None = None
+) -> None:
+    """A send the provider accepted: close the breaker and reset the failure count, on a transition only.
+
+    `state` is the provider's row as this transaction read it (`states`, once per group of completions):
+    while it is closed with no failures — almost always — nothing is written, so thousands of successes
+    per second do not each rewrite one hot row. Any other state is moved with the same compare-and-set
+    statements as before, so what other workers see is unchanged."""
+    if state is not None and quiet(state) and state.get("changed_at") is not None:
+        return  # (no changed_at: the provider has no row yet; it gets one, so `herald providers` lists it)
     _ensure(conn, [provider], now)
     result = conn.execute(
         sa.update(provider_health)
@@ -82,10 +126,24 @@ def record_success(conn: sa.Connection, provider: str, now: dt.datetime) -> None
         .where(provider_health.c.provider == provider, provider_health.c.failures != 0)
         .values(failures=0, updated_at=now)
     )
+    if isinstance(state, dict):
+        state.update(state=CLOSED, failures=0, open_until=None, changed_at=state.get("changed_at") or now)
 
 
-def record_failure(conn: sa.Connection, provider: str, error: str, now: dt.datetime, policy: BreakerPolicy) -> None:
-    """Count one more consecutive failure; open at the threshold, or at once when a probe failed."""
+def record_failure(
+    conn: sa.Connection,
+    provider: str,
+    error: str,
+    now: dt.datetime,
+    policy: BreakerPolicy,
+    state: dict[str, Any] | None = None,
+) -> None:
+    """Count one more consecutive failure; open at the threshold, or at once when a probe failed.
+
+    `state` (as `record_success` reads it) is marked as no longer quiet, so a success later in the same
+    group resets the count in the database."""
+    if state is not None:
+        state["failures"] = int(state.get("failures") or 0) + 1
     _ensure(conn, [provider], now)
     conn.execute(
         sa.update(provider_health)

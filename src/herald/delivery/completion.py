@@ -20,30 +20,42 @@ if TYPE_CHECKING:
     from herald.delivery.worker import Deliverer
 
 log = logging.getLogger("herald.delivery.worker")
+# Which completions took effect: compiled once, an expanding IN for the group's ids.
+_CURRENT = sa.select(messages.c.id, messages.c.lease_token, messages.c.status).where(
+    messages.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 def finish(d: Deliverer, conn: sa.Connection, jobs: Sequence[Job], now: dt.datetime) -> None:
     completions = []
+    # The breakers as last read (at most a second ago): a success on a quiet breaker writes nothing.
+    health = d.health.current(conn, {job.provider.name for job in jobs if job.kind == "send" and not job.late})
     for job in jobs:
         if job.kind == "reconcile":
             completions.append(_after_reconcile(d, job, now))
         else:
-            completions.append(_after_send(d, conn, job, now))
-    ledger.complete(conn, completions, now)
-    _report(d, conn, jobs, completions, now)
+            completions.append(_after_send(d, conn, job, now, health))
+    applied = ledger.complete(conn, completions, now)
+    _report(d, conn, jobs, completions, now, every_row_changed=applied == len(completions))
 
 
 def _report(
-    d: Deliverer, conn: sa.Connection, jobs: Sequence[Job], completions: Sequence[ledger.Completion], now: dt.datetime
+    d: Deliverer,
+    conn: sa.Connection,
+    jobs: Sequence[Job],
+    completions: Sequence[ledger.Completion],
+    now: dt.datetime,
+    *,
+    every_row_changed: bool,
 ) -> None:
     """Event log and suppression for the completions that took effect (a stale one reports nothing)."""
-    ids = [c.message_id for c in completions]
-    current = {
-        r.id: (r.lease_token, r.status)
-        for r in conn.execute(
-            sa.select(messages.c.id, messages.c.lease_token, messages.c.status).where(messages.c.id.in_(ids))
-        )
-    }
+    if every_row_changed:
+        # Every fenced update matched its row: each row now holds what its completion wrote.
+        current = {c.message_id: (c.token, c.values["status"]) for c in completions}
+    else:
+        ids = [c.message_id for c in completions]
+        current = {r.id: (r.lease_token, r.status) for r in conn.execute(_CURRENT, {"ids": ids})}
+    sent: list[dict[str, Any]] = []
     for job, completed in zip(jobs, completions, strict=True):
         if job.late or current.get(completed.message_id) != (completed.token, completed.values["status"]):
             continue
@@ -51,7 +63,7 @@ def _report(
         person_id, message_id = int(row["person_id"]), int(row["id"])
         if completed.values["status"] == "sent":
             data = {"provider": job.provider.name, "reference": job.attempt["reference"]}
-            outcomes.record_sent(conn, person_id=person_id, channel=channel, message_id=message_id, data=data, now=now)
+            sent.append({"person_id": person_id, "channel": channel, "message_id": message_id, "data": data})
         found = job.error.outcome if job.error is not None else None
         if found is not None:
             outcomes.record_outcome(
@@ -69,16 +81,19 @@ def _report(
         if completed.values["status"] == "failed":
             data = {"reason": completed.values.get("last_error")}
             append_event(conn, "failed", at=now, person_id=person_id, channel=channel, message_id=message_id, data=data)
+    outcomes.record_sent_many(conn, sent, now)
 
 
-def _after_send(d: Deliverer, conn: sa.Connection, job: Job, now: dt.datetime) -> ledger.Completion:
+def _after_send(
+    d: Deliverer, conn: sa.Connection, job: Job, now: dt.datetime, health: dict[str, dict[str, Any]]
+) -> ledger.Completion:
     row, attempt, error = job.claim.row, job.attempt, job.error
     if job.late:
         return _late(job, now)
     assert job.outcome is not None
     if job.outcome == "sent":
         assert job.receipt is not None
-        breaker.record_success(conn, job.provider.name, now)
+        breaker.record_success(conn, job.provider.name, now, health.get(job.provider.name))
         pid = job.receipt.provider_message_id
         return done(
             job.claim,
@@ -93,7 +108,7 @@ def _after_send(d: Deliverer, conn: sa.Connection, job: Job, now: dt.datetime) -
     assert error is not None
     detail = f"{type(error).__name__}: {error}"[:2000]
     if job.outcome == "failure":
-        breaker.record_failure(conn, job.provider.name, detail, now, d.breaker)
+        breaker.record_failure(conn, job.provider.name, detail, now, d.breaker, health.get(job.provider.name))
     if job.outcome == "unknown":
         wait = d.delivery.reconcile_delay_seconds
         if not d.can_reconcile(job.provider):

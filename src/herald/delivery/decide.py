@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from herald.consent.policy import ConsentEvent, suppression_reason
 from herald.delivery import breaker, ledger
 from herald.delivery.failover import Block, choose_channel
 from herald.delivery.planner import consent_purpose, keep_zones_loaded
+from herald.delivery.render_at_claim import needs_render, render_row
 from herald.delivery.send_jobs import Batch, Job, done, rendered_message
 from herald.delivery.settings import DeliverySettings
 from herald.schedule.quiet_hours import (
@@ -25,6 +27,7 @@ from herald.schedule.quiet_hours import (
     decide_send_time,
     describe_decision,
 )
+from herald.templates.render import Held
 
 if TYPE_CHECKING:
     from herald.delivery.worker import Deliverer
@@ -43,15 +46,46 @@ def quiet_policy(delivery: DeliverySettings, default_country: str | None) -> Qui
 
 def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], now: dt.datetime) -> Batch:
     batch = Batch()
+    claims = _render_planned(d, conn, claims, batch)
     events = load_events(conn, {c.row["person_id"] for c in claims})
-    health = breaker.states(conn, d.registry.names())
+    health = d.health.store(breaker.states(conn, d.registry.names()))
     for claimed in claims:
         attempt = claimed.attempt
         if attempt is not None and attempt["status"] in ("submitting", "unknown"):
             _resume(d, conn, claimed, attempt, now, batch)
         else:
             _start(d, conn, claimed, events[claimed.row["person_id"]], health, now, batch)
+    _open_attempts(conn, batch, now)
     return batch
+
+
+def _open_attempts(conn: sa.Connection, batch: Batch, now: dt.datetime) -> None:
+    """The batch's new attempts, recorded as `submitting` together (one bulk insert, fenced updates)."""
+    starts, batch.starts = batch.starts, []
+    attempts = ledger.start_attempts(conn, [new for new, _ in starts], now)
+    for (new, provider), attempt in zip(starts, attempts, strict=True):
+        row = {**new.claim.row, **new.extra}
+        message = rendered_message(row, new.channel, attempt["reference"])
+        updated = ledger.Claim(new.claim.id, new.claim.token, row, attempt)
+        batch.jobs.append(Job("send", updated, provider, attempt, message))
+
+
+def _render_planned(
+    d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], batch: Batch
+) -> list[ledger.Claim]:
+    """Rows a campaign planned with variables get their content now, from the template version; a render that
+    holds (missing variable, leftover placeholder) holds the row instead of sending it."""
+    ready: list[ledger.Claim] = []
+    for claimed in claims:
+        if not needs_render(claimed.row):
+            ready.append(claimed)
+            continue
+        content = render_row(conn, claimed.row, d.templates)
+        if isinstance(content, Held):
+            batch.now_done.append(done(claimed, "held", hold_reason=content.reason[:300], releasable=False))
+        else:
+            ready.append(replace(claimed, row={**claimed.row, "content": content}))
+    return ready
 
 
 def _resume(
@@ -136,10 +170,7 @@ def _start(
     extra: dict[str, Any] = {"plan_index": choice.index, "skips": skips, "hold_reason": None, "releasable": False}
     if choice.index != row["plan_index"]:
         extra["retries"] = 0
-    attempt = ledger.start_attempt(conn, claimed, channel=channel, provider=provider.name, now=now, extra=extra)
-    message = rendered_message(row, channel, attempt["reference"])
-    updated = ledger.Claim(claimed.id, claimed.token, {**row, **extra}, attempt)
-    batch.jobs.append(Job("send", updated, provider, attempt, message))
+    batch.starts.append((ledger.NewAttempt(claimed, channel, provider.name, extra), provider))
 
 
 def _block(

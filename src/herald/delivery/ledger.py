@@ -4,6 +4,7 @@ complete fenced (the SQL applies what the transitions decide)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from herald.db.bulk import bulk_insert, execute_many
 from herald.db.delivery_tables import message_attempts, messages
 from herald.db.engine import dialect_insert
 from herald.delivery.failover import Decision, next_channel
@@ -374,35 +376,75 @@ def _attempts_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict[s
     return {r["id"]: dict(r) for r in conn.execute(query).mappings()}
 
 
+@dataclass(frozen=True, slots=True)
+class NewAttempt:
+    """An attempt to open on a claimed row: the channel chosen, its provider, and row columns to set with it."""
+
+    claim: Claim
+    channel: str
+    provider: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Compiled once (module-level constructs with bind parameters; SQLAlchemy's compiled cache does the rest).
+_LAST_NUMBERS = (
+    sa.select(message_attempts.c.message_id, sa.func.max(message_attempts.c.number))
+    .where(message_attempts.c.message_id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(message_attempts.c.message_id)
+)
+_ATTEMPT_COLUMNS = (
+    "message_id", "number", "reference", "channel", "provider", "status", "status_rank", "lease_token",
+    "resubmissions", "started_at", "updated_at",
+)  # fmt: skip
+_ATTEMPT_IDS = sa.select(message_attempts.c.reference, message_attempts.c.id).where(
+    message_attempts.c.reference.in_(sa.bindparam("refs", expanding=True))
+)
+
+
 def start_attempt(
     conn: sa.Connection, claimed: Claim, *, channel: str, provider: str, now: dt.datetime, extra: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Record a new attempt as `submitting` before anything leaves (R1.9); the claim's token is copied on it."""
-    number = (
-        conn.execute(
-            sa.select(sa.func.coalesce(sa.func.max(message_attempts.c.number), 0)).where(
-                message_attempts.c.message_id == claimed.id
-            )
-        ).scalar_one()
-        + 1
-    )
-    values = {
-        "message_id": claimed.id,
-        "number": number,
-        # Globally unique (RFC 5322 §3.6.4: it becomes the Message-ID): row ids repeat across installations
-        # and databases sharing a relay, and the relay's log is searched for exactly this value.
-        "reference": f"hm{claimed.id}-{number}-{secrets.token_hex(4)}",
-        "channel": channel,
-        "provider": provider,
-        "status": "submitting",
-        "status_rank": ATTEMPT_RANK["submitting"],
-        "lease_token": claimed.token,
-        "started_at": now,
-        "updated_at": now,
-    }
-    attempt_id = conn.execute(message_attempts.insert().values(values).returning(message_attempts.c.id)).scalar_one()
-    fence(conn, claimed.id, claimed.token, {"current_attempt_id": attempt_id, **extra}, now=now)
-    return {"id": attempt_id, **values}
+    """Record one new attempt as `submitting` before anything leaves (R1.9); see `start_attempts`."""
+    return start_attempts(conn, [NewAttempt(claimed, channel, provider, extra)], now)[0]
+
+
+def start_attempts(conn: sa.Connection, new: Sequence[NewAttempt], now: dt.datetime) -> list[dict[str, Any]]:
+    """Record a claimed batch's new attempts as `submitting` before anything leaves (R1.9), in a fixed handful
+    of statements: the last attempt numbers, one multi-row INSERT … RETURNING, one fenced executemany per
+    shape of row update. Each attempt carries its claim's token. Returns the attempts in the given order."""
+    if not new:
+        return []
+    last = dict(conn.execute(_LAST_NUMBERS, {"ids": sorted({n.claim.id for n in new})}).all())
+    rows = []
+    for item in new:
+        number = int(last.get(item.claim.id) or 0) + 1
+        last[item.claim.id] = number
+        rows.append(
+            {
+                "message_id": item.claim.id,
+                "number": number,
+                # Globally unique (RFC 5322 §3.6.4: it becomes the Message-ID): row ids repeat across
+                # installations and databases sharing a relay, and the relay's log is searched for this value.
+                "reference": f"hm{item.claim.id}-{number}-{secrets.token_hex(4)}",
+                "channel": item.channel,
+                "provider": item.provider,
+                "status": "submitting",
+                "status_rank": ATTEMPT_RANK["submitting"],
+                "lease_token": item.claim.token,
+                "resubmissions": 0,
+                "started_at": now,
+                "updated_at": now,
+            }
+        )
+    # One bulk insert (COPY on PostgreSQL), then the ids by reference (unique, indexed): cheaper than an
+    # INSERT … RETURNING per row through SQLAlchemy's per-value processing, and order-independent.
+    bulk_insert(conn, message_attempts, _ATTEMPT_COLUMNS, [tuple(r[c] for c in _ATTEMPT_COLUMNS) for r in rows])
+    ids = dict(conn.execute(_ATTEMPT_IDS, {"refs": [r["reference"] for r in rows]}).all())
+    attempts = [{"id": ids[row["reference"]], **row} for row in rows]
+    pairs = zip(new, attempts, strict=True)
+    updates = [(n.claim.id, n.claim.token, {"current_attempt_id": a["id"], **n.extra}) for n, a in pairs]
+    fence_many(conn, updates, now=now)
+    return attempts
 
 
 def take_over_attempt(
@@ -423,12 +465,43 @@ def take_over_attempt(
 
 def fence(conn: sa.Connection, message_id: int, token: int, values: Mapping[str, Any], *, now: dt.datetime) -> bool:
     """Update a claimed row only while this claim still holds it (status sending, same token)."""
-    result = conn.execute(
+    return fence_many(conn, [(message_id, token, values)], now=now) == 1
+
+
+def fence_many(conn: sa.Connection, updates: Sequence[tuple[int, int, Mapping[str, Any]]], *, now: dt.datetime) -> int:
+    """`fence` for many rows: one executemany per set of columns written; returns rows changed."""
+    changed = 0
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for message_id, token, values in updates:
+        params = {"m_id": message_id, "m_token": token, "v_updated_at": now} | {f"v_{k}": v for k, v in values.items()}
+        shapes.setdefault(tuple(sorted(values)), []).append(params)
+    for keys, group in shapes.items():
+        changed += _matched(execute_many(conn, _fenced_update(keys), group), len(group))
+    return changed
+
+
+@functools.lru_cache(maxsize=256)
+def _fenced_update(keys: tuple[str, ...]) -> sa.Update:
+    """The fenced row update writing `keys` (+ updated_at), built once per shape and reused: building it per
+    call cost more than running it (cache-key generation, coercions)."""
+    c = messages.c
+    return (
         sa.update(messages)
-        .where(messages.c.id == message_id, messages.c.lease_token == token, messages.c.status == "sending")
-        .values({**values, "updated_at": now})
+        .where(c.id == sa.bindparam("m_id"), c.lease_token == sa.bindparam("m_token"), c.status == "sending")
+        .values({k: sa.bindparam(f"v_{k}") for k in (*keys, "updated_at")})
     )
-    return result.rowcount == 1
+
+
+@functools.lru_cache(maxsize=256)
+def _attempt_update(keys: tuple[str, ...]) -> sa.Update:
+    """An attempt's fenced, forward-only update writing `keys` (+ status_rank, updated_at), built once per shape."""
+    a = message_attempts.c
+    return (
+        sa.update(message_attempts)
+        .where(a.id == sa.bindparam("a_id"), a.lease_token == sa.bindparam("a_token"))
+        .where(a.status_rank < sa.bindparam("a_rank"))
+        .values({k: sa.bindparam(f"v_{k}") for k in (*keys, "status_rank", "updated_at")})
+    )
 
 
 def complete(conn: sa.Connection, completions: Sequence[Completion], now: dt.datetime) -> int:
@@ -438,36 +511,21 @@ def complete(conn: sa.Connection, completions: Sequence[Completion], now: dt.dat
     attempt (the attempt's token moved with the takeover), so it changes nothing. An attempt whose row
     moved on without it (a receipt already said "delivered") still records its own outcome.
     """
-    changed = 0
-    for keys, group in _by_shape(completions, lambda item: _message_values(item.values)).items():
-        c = messages.c
-        statement = (
-            sa.update(messages)
-            .where(c.id == sa.bindparam("m_id"), c.lease_token == sa.bindparam("m_token"), c.status == "sending")
-            .values({k: sa.bindparam(f"v_{k}") for k in (*keys, "updated_at")})
-        )
-        params = [
-            {"m_id": item.message_id, "m_token": item.token, "v_updated_at": now}
-            | {f"v_{k}": v for k, v in _message_values(item.values).items()}
-            for item in group
-        ]
-        changed += _rowcount(conn.execute(statement, params), len(params))
-    attempts = [item for item in completions if item.attempt_id is not None and item.attempt_values]
-    for keys, group in _by_shape(attempts, lambda item: dict(item.attempt_values)).items():
-        a = message_attempts.c
-        statement = (
-            sa.update(message_attempts)
-            .where(a.id == sa.bindparam("a_id"), a.lease_token == sa.bindparam("a_token"))
-            .where(a.status_rank < sa.bindparam("a_rank"))
-            .values({k: sa.bindparam(f"v_{k}") for k in (*keys, "status_rank", "updated_at")})
-        )
-        params = [
-            {"a_id": item.attempt_id, "a_token": item.token, "a_rank": ATTEMPT_RANK[item.attempt_values["status"]]}
+    rows = [(item.message_id, item.token, _message_values(item.values)) for item in completions]
+    changed = fence_many(conn, rows, now=now)
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for item in completions:
+        if item.attempt_id is None or not item.attempt_values:
+            continue
+        attempt_rank = ATTEMPT_RANK[item.attempt_values["status"]]
+        params = (
+            {"a_id": item.attempt_id, "a_token": item.token, "a_rank": attempt_rank}
             | {f"v_{k}": v for k, v in item.attempt_values.items()}
-            | {"v_status_rank": ATTEMPT_RANK[item.attempt_values["status"]], "v_updated_at": now}
-            for item in group
-        ]
-        conn.execute(statement, params)
+            | {"v_status_rank": attempt_rank, "v_updated_at": now}
+        )
+        shapes.setdefault(tuple(sorted(item.attempt_values)), []).append(params)
+    for keys, group in shapes.items():
+        execute_many(conn, _attempt_update(keys), group)
     return changed
 
 
@@ -479,16 +537,9 @@ def _message_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _by_shape(items: Sequence[Completion], values: Any) -> dict[tuple[str, ...], list[Completion]]:
-    groups: dict[tuple[str, ...], list[Completion]] = {}
-    for item in items:
-        groups.setdefault(tuple(sorted(values(item))), []).append(item)
-    return groups
-
-
-def _rowcount(result: sa.CursorResult[Any], rows: int) -> int:
+def _matched(rowcount: int, rows: int) -> int:
     # Drivers report an executemany's rowcount as the sum, or -1 when they cannot tell.
-    return result.rowcount if result.rowcount >= 0 else rows
+    return rowcount if rowcount >= 0 else rows
 
 
 def _finish_attempt(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from herald.channels.base import OutcomeKind, ProviderOutcome, Severity
 from herald.consent.ledger import suppress_address
 from herald.consent.policy import BOUNCE_SOURCE, CHANNELS, COMPLAINT_SOURCE, OPT_OUT_SOURCE
-from herald.db.event_log import append_event, recent_events
+from herald.db.event_log import append_event, append_events, recent_events
 
 # The consent kind and source each suppressing outcome writes.
 _SUPPRESSION: dict[OutcomeKind, tuple[str, str]] = {
@@ -27,6 +28,11 @@ def record_sent(
     conn: sa.Connection, *, person_id: int, channel: str, message_id: int, data: dict[str, Any], now: dt.datetime
 ) -> None:
     append_event(conn, "sent", at=now, person_id=person_id, channel=channel, message_id=message_id, data=data)
+
+
+def record_sent_many(conn: sa.Connection, sent: Sequence[Mapping[str, Any]], now: dt.datetime) -> None:
+    """`record_sent` for a group of completions (each: person_id, channel, message_id, data): one bulk insert."""
+    append_events(conn, [{"kind": "sent", "occurred_at": now, **row} for row in sent])
 
 
 def record_outcome(

@@ -17,6 +17,8 @@ from herald.db.delivery_tables import messages, provider_events
 from herald.db.engine import read_connection
 from herald.delivery import ledger
 from herald.delivery.reasons import describe_reason
+from herald.delivery.render_at_claim import TemplateCache, needs_render, render_row
+from herald.templates.render import Held
 
 STATUSES = tuple(ledger.STATUS_RANK)
 MAX_LIMIT = 500
@@ -89,6 +91,10 @@ def message_detail(engine: sa.Engine, message_id: int, *, include_content: bool 
         if row is None:
             raise NotFoundError(f"No message with id {message_id}.", id=message_id)
         attempts = ledger.attempts_of(conn, message_id)
+        if include_content and needs_render(row):
+            # Planned with variables: render on read, exactly as the worker renders at claim (deterministic).
+            rendered = render_row(conn, row, TemplateCache())
+            row["content"] = {} if isinstance(rendered, Held) else rendered
         ids = [a["id"] for a in attempts]
         events: list[dict[str, Any]] = []
         if ids:

@@ -52,6 +52,8 @@ class Batch:
 
     jobs: list[Job] = field(default_factory=list)
     now_done: list[ledger.Completion] = field(default_factory=list)
+    # New attempts decided row by row, recorded together at the end of the claim (`decide._open_attempts`).
+    starts: list[tuple[ledger.NewAttempt, ChannelProvider]] = field(default_factory=list)
 
 
 def changed(

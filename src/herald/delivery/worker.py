@@ -18,6 +18,7 @@ from herald.delivery.decide import prepare, quiet_policy
 from herald.delivery.execute import execute
 from herald.delivery.failover import RetryPolicy
 from herald.delivery.reconcile import AcceptanceLog, can_reconcile
+from herald.delivery.render_at_claim import TemplateCache
 from herald.delivery.send_jobs import Job, rendered_message
 from herald.delivery.settings import DeliverySettings, delivery_settings
 from herald.delivery.throttle import Throttle
@@ -62,6 +63,8 @@ class Deliverer:
         )
         self.quiet = quiet_policy(self.delivery, runtime.settings.default_region)
         self.lease = dt.timedelta(seconds=self.delivery.delivery_lease_seconds)
+        self.health = breaker.Snapshot()  # breaker rows: read per claimed batch, at most a second old
+        self.templates = TemplateCache()  # compiled template versions for rows rendered at claim time
 
     # --- the pass ------------------------------------------------------------------------------------
 
