@@ -23,6 +23,9 @@ class Status(StrEnum):
     RETRY_WAIT = "retry_wait"
     SENDING = "sending"
     UNKNOWN = "unknown"
+    # The final "." reached the relay (or may have) but no reply was recorded: almost surely accepted.
+    # Settled like sent: never claimed, never re-sent by itself; an operator may re-send it (same reference).
+    SENT_UNCONFIRMED = "sent_unconfirmed"
     SENT = "sent"
     FAILED = "failed"
     DELIVERED = "delivered"
@@ -36,19 +39,23 @@ STATUS_RANK: dict[str, int] = {
     Status.RETRY_WAIT: 10,
     Status.SENDING: 20,
     Status.UNKNOWN: 25,
+    Status.SENT_UNCONFIRMED: 27,
     Status.SENT: 30,
     Status.FAILED: 40,
     Status.DELIVERED: 50,
 }
 CLAIMABLE = (Status.QUEUED, Status.RETRY_WAIT, Status.UNKNOWN)
-SETTLED = (Status.SENT, Status.FAILED, Status.DELIVERED)
+SETTLED = (Status.SENT_UNCONFIRMED, Status.SENT, Status.FAILED, Status.DELIVERED)
 # An attempt in these states may have been accepted: the row may not start another one (R1.9).
-OPEN_ATTEMPT = ("submitting", "unknown")
+# `resend`: an operator asked to submit this very attempt again (same reference, so the same Message-ID).
+OPEN_ATTEMPT = ("submitting", "unknown", "resend", "sent_unconfirmed")
 
 ATTEMPT_RANK: dict[str, int] = {
     "submitting": 10,
     "unknown": 15,
+    "resend": 16,  # an operator's re-send of a sent_unconfirmed attempt, waiting for a worker
     "retry": 20,  # a transient failure: nothing was taken
+    "sent_unconfirmed": 25,  # its final "." was written (or may have been); no reply recorded
     "sent": 30,
     "failed": 40,
     "rejected": 40,
@@ -174,8 +181,8 @@ def receipt(row: LedgerRow, attempt_id: int, kind: ReceiptKind, *, reason: str, 
     if row.current_attempt_id != attempt_id:
         return None
     if kind == "sent":
-        return Change(Status.SENT) if row.status is Status.UNKNOWN else None
-    if row.status not in (Status.SENT, Status.UNKNOWN):
+        return Change(Status.SENT) if row.status in (Status.UNKNOWN, Status.SENT_UNCONFIRMED) else None
+    if row.status not in (Status.SENT, Status.UNKNOWN, Status.SENT_UNCONFIRMED):
         return None
     change = failover(row, reason, now)
     if change.status is Status.QUEUED:
@@ -206,6 +213,22 @@ def reconcile(
     if verdict == "never_accepted" or (verdict == "absent" and may_resubmit):
         return Change(Status.RETRY_WAIT, {"available_at": now})
     return Change(Status.UNKNOWN, {"available_at": retry_at, "last_error": note})
+
+
+def unconfirmed(row: LedgerRow, token: int, *, reason: str) -> Change | None:
+    """A dead worker's attempt whose final "." was (or may have been) written, with no reply recorded: it
+    was almost surely accepted, so it is settled as `sent_unconfirmed` and never re-sent by itself."""
+    if not _holds(row, token):
+        return None
+    return Change(Status.SENT_UNCONFIRMED, {"hold_reason": reason, "last_error": None})
+
+
+def resend(row: LedgerRow, now: dt.datetime) -> Change | None:
+    """An operator's re-send of a `sent_unconfirmed` row: queued again; the worker re-submits the same attempt
+    (same reference, so the same Message-ID). Nothing else may be re-sent this way."""
+    if row.status is not Status.SENT_UNCONFIRMED:
+        return None
+    return Change(Status.QUEUED, {"available_at": now, "hold_reason": None})
 
 
 def _holds(row: LedgerRow, token: int) -> bool:
@@ -393,6 +416,7 @@ def start_attempt(
         "status": "submitting",
         "status_rank": ATTEMPT_RANK["submitting"],
         "lease_token": claimed.token,
+        "worker": claimed.row.get("worker"),  # whose wire marks say whether its final "." left (wire_marks.py)
         "started_at": now,
         "updated_at": now,
     }
@@ -408,10 +432,13 @@ def take_over_attempt(
     so the old worker's late report about it matches nothing."""
     values: dict[str, Any] = {"lease_token": claimed.token, "updated_at": now}
     if resubmit:
-        values["resubmissions"] = message_attempts.c.resubmissions + 1
+        # The re-submitting worker's wire marks now speak for this attempt; an operator's `resend` is
+        # `submitting` again from here.
+        values |= {"resubmissions": message_attempts.c.resubmissions + 1, "worker": claimed.row.get("worker")}
+        values |= {"status": "submitting", "status_rank": ATTEMPT_RANK["submitting"]}
     result = conn.execute(
         sa.update(message_attempts)
-        .where(message_attempts.c.id == attempt_id, message_attempts.c.status.in_(("submitting", "unknown")))
+        .where(message_attempts.c.id == attempt_id, message_attempts.c.status.in_(("submitting", "unknown", "resend")))
         .values(values)
     )
     return result.rowcount == 1
