@@ -48,7 +48,7 @@ def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], n
     health = breaker.states(conn, d.registry.names())
     for claimed in claims:
         attempt = claimed.attempt
-        if attempt is not None and attempt["status"] in ("submitting", "unknown"):
+        if attempt is not None and attempt["status"] in ("submitting", "unknown", "resend"):
             _resume(d, conn, claimed, attempt, now, batch)
         else:
             _start(d, conn, claimed, events[claimed.row["person_id"]], health, now, batch)
