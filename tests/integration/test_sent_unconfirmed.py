@@ -246,6 +246,7 @@ def test_the_message_page_shows_why_and_resends_with_a_csrf_protected_button(
     agent = sign_in(runtime, clock, "agent")
     page = agent.get(f"/messages/{message_id}").text
     assert 'data-testid="unconfirmed-why"' in page and "final dot" in page
+    assert "Sent, unconfirmed (no reply recorded)" in page  # its history
     assert 'data-testid="resend"' not in page  # agents read; re-sending sends mail
     listed = agent.get("/messages", params={"status": "sent_unconfirmed"}).text
     assert f'href="/messages/{message_id}"' in listed
@@ -263,3 +264,17 @@ def test_the_message_page_shows_why_and_resends_with_a_csrf_protected_button(
     assert twice.status_code == 409 and 'data-testid="error"' in twice.text
     _deliver(runtime, port)
     assert sink.received == [wire_id]
+
+
+def test_an_attempt_a_receipt_confirmed_before_its_worker_died_is_not_sent_again(
+    runtime: Runtime, clock: FrozenClock, relay: tuple[Relay, int]
+) -> None:
+    sink, port = relay
+    message_id, _ = _dead_attempt(runtime, clock, mark=False)
+    with runtime.engine.begin() as conn:  # the provider's receipt, applied before the worker recorded anything
+        [attempt] = ledger.attempts_of(conn, message_id)
+        assert ledger.advance_attempt(conn, attempt["id"], "sent", {}, now=clock.now())
+    _deliver(runtime, port)
+    row = _row(runtime, message_id)
+    assert row["status"] == "sent" and len(row["attempts"]) == 1 and row["attempts"][0]["resubmissions"] == 0
+    assert sink.received == []

@@ -50,6 +50,10 @@ def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], n
         attempt = claimed.attempt
         if attempt is not None and attempt["status"] in ("submitting", "unknown", "resend"):
             _resume(d, conn, claimed, attempt, now, batch)
+        elif attempt is not None and attempt["status"] in ledger.ACCEPTED_ATTEMPT:
+            # A receipt said it was accepted before its worker recorded the outcome (and the worker died).
+            provider = attempt["provider"]
+            batch.now_done.append(done(claimed, "sent", sent_at=attempt["started_at"], provider=provider))
         else:
             _start(d, conn, claimed, events[claimed.row["person_id"]], health, now, batch)
     return batch

@@ -49,6 +49,9 @@ SETTLED = (Status.SENT_UNCONFIRMED, Status.SENT, Status.FAILED, Status.DELIVERED
 # An attempt in these states may have been accepted: the row may not start another one (R1.9).
 # `resend`: an operator asked to submit this very attempt again (same reference, so the same Message-ID).
 OPEN_ATTEMPT = ("submitting", "unknown", "resend", "sent_unconfirmed")
+# A provider's receipt may say an attempt was accepted before the claim that made it recorded its outcome
+# (and that worker may die): the row is then settled from the receipt, never given a second attempt.
+ACCEPTED_ATTEMPT = ("sent", "delivered")
 
 ATTEMPT_RANK: dict[str, int] = {
     "submitting": 10,
@@ -140,7 +143,7 @@ def attempt(
 ) -> Change | None:
     """Start a new attempt on channel `plan_index`; refused while fenced out or while the current attempt
     may have been accepted (it must be resumed or looked up instead: never a second send)."""
-    if not _holds(row, token) or current_attempt_status in OPEN_ATTEMPT:
+    if not _holds(row, token) or current_attempt_status in (*OPEN_ATTEMPT, *ACCEPTED_ATTEMPT):
         return None
     if plan_index < row.plan_index or plan_index >= len(row.channels):
         return None
