@@ -1,4 +1,5 @@
-"""No sequence of ledger transitions lowers a row's settled rank or sends one message twice on one channel."""
+"""No sequence of ledger transitions lowers a row's settled rank or sends one message twice on one channel —
+including a dead worker's attempt settled by its wire marks (sent_unconfirmed) or re-submitted without one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from herald.delivery.ledger import Change, LedgerRow, Status
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 POLICY = RetryPolicy(max_retries=2)
-ACTIONS = ["claim", "expire_and_claim", "attempt", "result", "reconcile", "receipt", "stale_result"]
+ACTIONS = ["claim", "expire_and_claim", "attempt", "result", "reconcile", "receipt", "stale_result", "resume_crashed"]
 # The attempt-level ranks receipts respect (forward only), as ledger.ATTEMPT_RANK.
 RANK = ledger.ATTEMPT_RANK
 
@@ -24,7 +25,9 @@ RANK = ledger.ATTEMPT_RANK
 class Attempt:
     channel: str
     accepted: bool  # the provider's truth: it took the message
+    marked: bool  # its worker wrote the wire mark, i.e. the final dot may have left (always, if accepted)
     status: str = "submitting"
+    copies: int = 0  # accepted submissions of this attempt (a re-submission may add one)
 
 
 @dataclass
@@ -79,7 +82,9 @@ def _step(model: Model, action: str, data: st.DataObject) -> None:
             current_attempt_status=current.status if current else None,
         )  # fmt: skip
         if model.apply(change):
-            model.attempts[attempt_id] = Attempt(row.channels[index], accepted=data.draw(st.booleans()))
+            accepted = data.draw(st.booleans())
+            marked = accepted or data.draw(st.booleans())  # the mark precedes the dot, the dot the acceptance
+            model.attempts[attempt_id] = Attempt(row.channels[index], accepted, marked, copies=int(accepted))
         return
     current = model.current()
     if action == "result" and current is not None and current.status == "submitting":
@@ -99,6 +104,20 @@ def _step(model: Model, action: str, data: st.DataObject) -> None:
             assert change is not None
             current.status = {Status.SENT: "sent", Status.RETRY_WAIT: "retry"}.get(change.status, current.status)
             current.status = "failed" if verdict == "dead" else current.status
+        return
+    if action == "resume_crashed" and current is not None and current.status == "submitting":
+        # The worker that started it died; the claimer reads its wire marks (decide._resume).
+        verdict = "marked" if current.marked else data.draw(st.sampled_from(["unmarked", "unreadable"]))
+        if verdict != "unmarked":
+            if model.apply(ledger.unconfirmed(row, token, reason=f"unconfirmed:{verdict}")):
+                current.status = "sent_unconfirmed"
+            return
+        if _holds(row, token):
+            # No mark on a readable file: the dot never left, nothing was accepted; the same attempt goes again.
+            assert not current.accepted
+            current.accepted = data.draw(st.booleans())
+            current.marked = current.accepted or data.draw(st.booleans())
+            current.copies += int(current.accepted)
         return
     if action == "receipt":
         accepted = [i for i, a in model.attempts.items() if a.accepted]
@@ -133,9 +152,33 @@ def test_no_transition_sequence_lowers_rank_or_sends_twice_on_a_channel(
             assert after.status is Status.DELIVERED
         accepted_per_channel: dict[str, int] = {}
         for attempt in model.attempts.values():
-            if attempt.accepted:
-                accepted_per_channel[attempt.channel] = accepted_per_channel.get(attempt.channel, 0) + 1
+            # A copy the provider reported failed (a definitive failure receipt) reached nobody.
+            live = 0 if attempt.status == "failed" else attempt.copies
+            accepted_per_channel[attempt.channel] = accepted_per_channel.get(attempt.channel, 0) + live
         assert all(count <= 1 for count in accepted_per_channel.values()), (action, model.attempts)
+
+
+def _holds(row: LedgerRow, token: int) -> bool:
+    return row.status is Status.SENDING and row.lease_token == token
+
+
+def test_only_a_held_claim_settles_unconfirmed_and_only_an_unconfirmed_row_is_resent() -> None:
+    row = LedgerRow(id=1, status=Status.SENDING, channels=("email",), lease_token=3, current_attempt_id=7)
+    assert ledger.unconfirmed(row, 2, reason="unconfirmed:final_dot") is None  # fenced out
+    change = ledger.unconfirmed(row, 3, reason="unconfirmed:final_dot")
+    assert change is not None and change.status is Status.SENT_UNCONFIRMED
+    settled = change.applied_to(row)
+    assert ledger.claim_row(settled, lease_expired=True) is None  # never claimed again by itself
+    assert ledger.rank(Status.UNKNOWN) < ledger.rank(Status.SENT_UNCONFIRMED) < ledger.rank(Status.SENT)
+    resent = ledger.resend(settled, NOW)
+    assert resent is not None and resent.status is Status.QUEUED and resent.values["available_at"] == NOW
+    for status in Status:
+        if status is not Status.SENT_UNCONFIRMED:
+            assert ledger.resend(LedgerRow(id=1, status=status, channels=("email",)), NOW) is None
+    # A receipt may still confirm it, or fail it over.
+    assert ledger.receipt(settled, 7, "sent", reason="", now=NOW) == Change(Status.SENT)
+    failed = ledger.receipt(settled, 7, "failed", reason="receipt:failed", now=NOW)
+    assert failed is not None and failed.status is Status.FAILED
 
 
 def test_a_stale_token_and_an_open_attempt_refuse_a_new_attempt() -> None:

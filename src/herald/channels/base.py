@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 # The vocabulary lives in herald.core.channels; adapters keep importing Channel from their port.
 from herald.core.channels import Channel as Channel
@@ -119,6 +119,20 @@ class ChannelProvider(Protocol):
     def parse_callback(self, url: str, headers: Mapping[str, str], body: bytes) -> Sequence[ProviderEvent]:
         """Verify the callback's signature first (raise SignatureError), then normalise it."""
         ...
+
+
+class FinalDotMarks(Protocol):
+    """Told, synchronously, just before an attempt's last byte leaves (SMTP: the end-of-data "."): whoever
+    implements it records that the attempt may from now on have been accepted (delivery/wire_marks.py)."""
+
+    def before_final_dot(self, reference: str) -> None: ...
+
+
+@runtime_checkable
+class MarksFinalDot(Protocol):
+    """A provider that tells its `wire_marks` (when it has some) before each attempt's final byte leaves."""
+
+    wire_marks: FinalDotMarks | None
 
 
 class DeliveryError(Exception):

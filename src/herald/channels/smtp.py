@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse
@@ -15,6 +16,7 @@ from aiosmtplib import SMTPResponse
 from herald.channels.base import (
     Channel,
     DeliveryError,
+    FinalDotMarks,
     MessageRejected,
     OutcomeKind,
     OutcomeUnknown,
@@ -164,17 +166,22 @@ class SmtpEmailProvider:
     channel = Channel.EMAIL
     rate_limit_per_second: float | None = None  # no declared limit
 
-    def __init__(self, config: SmtpConfig, clock: Clock, *, name: str = "smtp") -> None:
+    def __init__(
+        self, config: SmtpConfig, clock: Clock, *, name: str = "smtp", wire_marks: FinalDotMarks | None = None
+    ) -> None:
         if config.pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self.name = name
+        # Told just before each final "." is written: a worker killed after that point may have had the
+        # message accepted, one killed before it cannot have (the relay drops a transaction cut before the dot).
+        self.wire_marks = wire_marks
         self._config = config
         self._clock = clock
         self._pool = _Pool(config)
 
     async def send(self, message: RenderedMessage) -> Receipt:
         built = build_email(message, default_sender=self._config.default_sender, now=self._clock.now())
-        reply = await self._send_built(built)
+        reply = await self._send_built(built, message.reference)
         return Receipt(
             reference=message.reference,
             provider=self.name,
@@ -197,11 +204,11 @@ class SmtpEmailProvider:
         """QUIT idle connections; call on shutdown."""
         await self._pool.close()
 
-    async def _send_built(self, built: BuiltEmail) -> SMTPResponse:
+    async def _send_built(self, built: BuiltEmail, reference: str) -> SMTPResponse:
         client = await self._pool.acquire()
         healthy = False
         try:
-            reply = await self._send_with_reconnect(client, built)
+            reply = await self._send_with_reconnect(client, built, reference)
             healthy = True
             return reply
         except MessageRejected:
@@ -213,19 +220,19 @@ class SmtpEmailProvider:
         finally:
             self._pool.release(client, healthy=healthy)
 
-    async def _send_with_reconnect(self, client: aiosmtplib.SMTP, built: BuiltEmail) -> SMTPResponse:
+    async def _send_with_reconnect(self, client: aiosmtplib.SMTP, built: BuiltEmail, reference: str) -> SMTPResponse:
         reused = client.is_connected
         try:
-            return await self._transaction(client, built)
+            return await self._transaction(client, built, reference)
         except ProviderFailure as exc:
             # A pooled connection the server dropped while idle fails before anything is submitted;
             # one fresh connection is then safe to try. Reply-coded refusals are not retried here.
             if not reused or exc.code is not None:
                 raise
         client.close()
-        return await self._transaction(client, built)
+        return await self._transaction(client, built, reference)
 
-    async def _transaction(self, client: aiosmtplib.SMTP, built: BuiltEmail) -> SMTPResponse:
+    async def _transaction(self, client: aiosmtplib.SMTP, built: BuiltEmail, reference: str) -> SMTPResponse:
         stage = "connect"
         try:
             if not client.is_connected:
@@ -235,7 +242,7 @@ class SmtpEmailProvider:
             stage = "rcpt"
             await client.rcpt(built.envelope_to)
             stage = "data"
-            return await self._data(client, built.data)
+            return await self._data(client, built.data, reference)
         except _Submitted as exc:
             client.close()
             cause = exc.__cause__
@@ -253,15 +260,27 @@ class SmtpEmailProvider:
             # aiosmtplib refuses addresses it cannot quote safely; mime.py should have caught them first.
             raise MessageRejected(str(exc), provider=self.name, code="invalid_address") from exc
 
-    async def _data(self, client: aiosmtplib.SMTP, data: bytes) -> SMTPResponse:
-        """DATA in two steps so we know whether the end-of-data dot left this process."""
+    async def _data(self, client: aiosmtplib.SMTP, data: bytes, reference: str) -> SMTPResponse:
+        """DATA in steps so we know whether the end-of-data dot left this process.
+
+        Everything but the final ".\r\n" is written and flushed to the kernel first; then the wire mark is
+        written (a synchronous os.write) and the dot right after it, with no await in between: a worker killed
+        before the mark never wrote the dot, so the relay dropped the transaction and a re-send is safe.
+        """
         start = await client.execute_command(b"DATA")
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
         protocol = client.protocol
-        if protocol is None:
+        if protocol is None or protocol.transport is None:
             raise aiosmtplib.SMTPServerDisconnected("connection lost before the message was sent")
-        protocol.write(_DOT_STUFF.sub(b"..", data) + b".\r\n")
+        body = _DOT_STUFF.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        protocol.write(body)
+        await self._flushed(protocol.transport)
+        if self.wire_marks is not None:
+            self.wire_marks.before_final_dot(reference)
+        protocol.write(b".\r\n")
         try:
             reply = await protocol.read_response(timeout=self._config.command_timeout)
         except (*_TRANSPORT_ERRORS, aiosmtplib.SMTPException) as exc:
@@ -269,6 +288,18 @@ class SmtpEmailProvider:
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         return reply
+
+    async def _flushed(self, transport: asyncio.BaseTransport) -> None:
+        """Wait until the transport holds no unsent bytes, so the dot written next goes straight to the kernel
+        (a killed process's user-space buffer is lost; what the kernel's socket buffer holds is still sent)."""
+        writer = cast(asyncio.WriteTransport, transport)
+        async with asyncio.timeout(self._config.command_timeout):
+            delay = 0.0
+            while writer.get_write_buffer_size():
+                if writer.is_closing():
+                    raise aiosmtplib.SMTPServerDisconnected("connection lost while the message was being sent")
+                await asyncio.sleep(delay)
+                delay = min(0.01, delay + 0.001)
 
     async def _reset(self, client: aiosmtplib.SMTP) -> bool:
         """RSET after a refusal so the connection can carry the next message; False if that fails."""

@@ -1,4 +1,5 @@
-"""`herald messages send|send-batch|show`: the sends of POST /api/messages (and /batch), one message's row."""
+"""`herald messages send|send-batch|list|show|resend`: POST /api/messages (and /batch), GET /api/messages[/{id}],
+POST /api/messages/{id}/resend."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from herald.api.routes.messages import batch_item
-from herald.cli.common import console, err_console, runtime, show_progress
+from herald.cli.common import begin, console, err_console, runtime, show_progress
 from herald.core.channels import CHANNELS, MESSAGE_CLASSES, PARTS
 from herald.core.errors import InvalidInputError
-from herald.delivery import batch, heartbeat, queries, service
+from herald.delivery import batch, heartbeat, queries, service, unconfirmed
 from herald.delivery.planner import CONTACT_FIELDS
+from herald.delivery.reasons import describe_reason
 
-messages_app = typer.Typer(help="Send a message through the ledger, or show one.", no_args_is_help=True)
+messages_app = typer.Typer(
+    help="Send a message through the ledger, list or show them, re-send an unconfirmed one.", no_args_is_help=True
+)
 
 TEMPLATE_NAMES_HELP = (
     "Templates (and inline text) can use the recipient's fields by their short name or under contact.: "
@@ -192,6 +197,44 @@ def show(message_id: int = typer.Argument(..., help="The message id.")) -> None:
     with runtime() as rt:
         detail = queries.message_detail(rt.engine, message_id)
     _print_json(detail, indent=2)
+
+
+@messages_app.command("list")
+def list_(
+    status: str | None = typer.Option(None, "--status", help=" | ".join(queries.STATUSES)),
+    channel: str | None = typer.Option(None, "--channel", help="A channel anywhere in the plan."),
+    message_class: str | None = typer.Option(None, "--class", help=" | ".join(MESSAGE_CLASSES)),
+    reason: str | None = typer.Option(None, "--reason", help="A hold or skip reason kind (quiet_hours, …)."),
+    person: int | None = typer.Option(None, "--person", help="A person's id."),
+    limit: int = typer.Option(50, "--limit", min=1, max=queries.MAX_LIMIT),
+    offset: int = typer.Option(0, "--offset", min=0),
+    as_json: bool = typer.Option(False, "--json", help="The same body as GET /api/messages."),
+) -> None:
+    """Messages newest first, filtered like GET /api/messages; the last line counts every match."""
+    filters = queries.MessageFilter(
+        status=status, channel=channel, message_class=message_class, reason=reason, person_id=person
+    )
+    with runtime() as rt:
+        found = queries.list_messages(rt.engine, filters, limit=limit, offset=offset)
+    if as_json:
+        _print_json({"total": found.total, "limit": limit, "offset": offset, "messages": found.messages})
+        return
+    table = Table("id", "status", "class", "channel", "to", "summary", "why")
+    for row in found.messages:
+        why = describe_reason(row["hold_reason"]) or row.get("last_error") or ""
+        cells = (row["message_class"], row["channel"] or "", row["address"] or "", row["summary"] or "", why)
+        table.add_row(str(row["id"]), row["status"], *cells)
+    if found.messages:
+        console.print(table, markup=False, emoji=False)
+    console.print(f"{found.total} message(s)", markup=False)
+
+
+@messages_app.command("resend")
+def resend(message_id: int = typer.Argument(..., help="A sent_unconfirmed message's id.")) -> None:
+    """Re-send a sent_unconfirmed message: its attempt goes out again with the same Message-ID (audited)."""
+    with runtime() as rt, begin(rt) as uow:
+        result = unconfirmed.resend_message(uow, message_id)
+    _print_json(result)
 
 
 def register(app: typer.Typer) -> None:

@@ -63,11 +63,13 @@ message_attempts = sa.Table(
     sa.Column("reference", sa.String(64), nullable=False, unique=True),  # ours, sent to the provider
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("provider", sa.String(64), nullable=False),
-    # submitting | unknown | sent | delivered | failed | rejected | retry
+    # submitting | unknown | resend | retry | sent_unconfirmed | sent | delivered | failed | rejected
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("status_rank", sa.SmallInteger, nullable=False),
     sa.Column("lease_token", sa.BigInteger, nullable=False),
     sa.Column("resubmissions", sa.Integer, nullable=False, server_default="0"),
+    # The worker (host:pid:…) that last submitted it: its wire-marks file says whether the final "." left.
+    sa.Column("worker", sa.String(120)),
     sa.Column("provider_message_id", sa.String(200), index=True),
     sa.Column("error_code", sa.String(64)),
     sa.Column("error", sa.Text),

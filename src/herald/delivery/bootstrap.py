@@ -26,6 +26,7 @@ from herald.core.settings import Settings
 from herald.db.runtime import Runtime, instance_secret
 from herald.delivery.reconcile import AcceptanceLog
 from herald.delivery.settings import DeliverySettings
+from herald.delivery.wire_marks import WireMarks, marks_root
 
 log = logging.getLogger(__name__)
 SIMULATOR_FROM = "+15005550006"  # Twilio's magic "valid sender" number
@@ -80,7 +81,13 @@ def twilio_settings(runtime: Runtime, delivery: DeliverySettings, base_url: str 
     return TwilioSettings(**given)  # type: ignore[arg-type]
 
 
-def email_provider(settings: Settings, delivery: DeliverySettings, clock: Clock, concurrency: int) -> ChannelProvider:
+def email_provider(
+    settings: Settings,
+    delivery: DeliverySettings,
+    clock: Clock,
+    concurrency: int,
+    wire_marks: WireMarks | None = None,
+) -> ChannelProvider:
     if not delivery.smtp_host:
         return MaildirEmailProvider(settings.data_dir / "maildir", clock, default_sender=delivery.email_from)
     config = SmtpConfig(
@@ -92,7 +99,15 @@ def email_provider(settings: Settings, delivery: DeliverySettings, clock: Clock,
         default_sender=delivery.email_from,
         pool_size=delivery.smtp_pool_size or max(1, concurrency),
     )
-    return SmtpEmailProvider(config, clock)
+    return SmtpEmailProvider(config, clock, wire_marks=wire_marks)
+
+
+def wire_marks(settings: Settings, delivery: DeliverySettings, clock: Clock, worker_id: str) -> WireMarks:
+    """The sending worker's mark file (one per worker id), made before it claims anything; old files of
+    stopped workers are pruned on the way."""
+    keep = dt.timedelta(hours=delivery.wire_marks_keep_hours)
+    root = marks_root(settings.data_dir, delivery.wire_marks_dir)
+    return WireMarks(root, worker_id, keep=keep, now=clock.now())
 
 
 def _start_simulator(providers: Providers, delivery: DeliverySettings, auth_token: str) -> str:
@@ -102,11 +117,18 @@ def _start_simulator(providers: Providers, delivery: DeliverySettings, auth_toke
     return server.base_url
 
 
-def build_registry(runtime: Runtime, delivery: DeliverySettings, *, concurrency: int = 1) -> Providers:
-    """E-mail first, then SMS, WhatsApp, voice, webhook: one provider per channel, registered explicitly."""
+def build_registry(
+    runtime: Runtime, delivery: DeliverySettings, *, concurrency: int = 1, worker_id: str | None = None
+) -> Providers:
+    """E-mail first, then SMS, WhatsApp, voice, webhook: one provider per channel, registered explicitly.
+    With `worker_id` (a sending worker), an SMTP relay gets that worker's wire marks."""
     settings, clock = runtime.settings, runtime.clock
     providers = Providers(ChannelRegistry())
-    email = email_provider(settings, delivery, clock, concurrency)
+    marks = None
+    if delivery.smtp_host and worker_id is not None:
+        marks = wire_marks(settings, delivery, clock, worker_id)
+        providers.stack.callback(marks.close)
+    email = email_provider(settings, delivery, clock, concurrency, marks)
     providers.registry.register(email)
     if isinstance(email, SmtpEmailProvider):
         providers.closers.append(email.aclose)

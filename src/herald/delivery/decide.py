@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from herald.channels.base import Channel
+from herald.channels.base import Channel, ChannelProvider, MarksFinalDot, RenderedMessage
 from herald.consent.ledger import load_events
 from herald.consent.policy import CHANNELS as CONSENT_CHANNELS
 from herald.consent.policy import ConsentEvent, suppression_reason
@@ -18,8 +18,9 @@ from herald.delivery import breaker, ledger
 from herald.delivery.failover import Block, choose_channel
 from herald.delivery.planner import consent_purpose, keep_zones_loaded
 from herald.delivery.render_at_claim import needs_render, render_row
-from herald.delivery.send_jobs import Batch, Job, done, rendered_message
+from herald.delivery.send_jobs import Batch, Job, changed, done, rendered_message
 from herald.delivery.settings import DeliverySettings
+from herald.delivery.wire_marks import MarksReader, marks_root
 from herald.schedule.quiet_hours import (
     QuietHoursApplied,
     QuietHoursPolicy,
@@ -51,8 +52,12 @@ def prepare(d: Deliverer, conn: sa.Connection, claims: Sequence[ledger.Claim], n
     health = d.health.store(breaker.states(conn, d.registry.names()))
     for claimed in claims:
         attempt = claimed.attempt
-        if attempt is not None and attempt["status"] in ("submitting", "unknown"):
+        if attempt is not None and attempt["status"] in ("submitting", "unknown", "resend"):
             _resume(d, conn, claimed, attempt, now, batch)
+        elif attempt is not None and attempt["status"] in ledger.ACCEPTED_ATTEMPT:
+            # A receipt said it was accepted before its worker recorded the outcome (and the worker died).
+            provider = attempt["provider"]
+            batch.now_done.append(done(claimed, "sent", sent_at=attempt["started_at"], provider=provider))
         else:
             _start(d, conn, claimed, events[claimed.row["person_id"]], health, now, batch)
     _open_attempts(conn, batch, now)
@@ -91,25 +96,34 @@ def _render_planned(
 def _resume(
     d: Deliverer, conn: sa.Connection, claimed: ledger.Claim, attempt: Mapping[str, Any], now: dt.datetime, batch: Batch
 ) -> None:
-    """A row whose last attempt has no known outcome: look it up, wait, or re-submit the same attempt."""
+    """A row whose last attempt has no known outcome: look it up, wait, settle it unconfirmed, or re-submit
+    the same attempt."""
     row = claimed.row
     provider = d.registry.get(attempt["provider"]) if attempt["provider"] in d.registry else None
     if provider is None:
         batch.now_done.append(done(claimed, "unknown", available_at=now + d.lease, last_error="no provider"))
         return
     message = rendered_message(row, attempt["channel"], attempt["reference"])
+    if attempt["status"] == "resend":
+        # An operator asked for this sent_unconfirmed attempt again: same reference, so the same Message-ID.
+        _resubmit(d, conn, claimed, attempt, provider, message, now, batch, why="an operator's re-send")
+        return
     origin = "unknown" if attempt["status"] == "unknown" else "crashed"
     if d.can_reconcile(provider):
         ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
         adopted = {**attempt, "lease_token": claimed.token}
         batch.jobs.append(Job("reconcile", claimed, provider, adopted, message, origin))
         return
+    marks = _marks(d, provider)
     if origin == "unknown":
         # No way to ask (SMTP): the message may be sitting in the relay's queue. Never send it twice;
-        # after the deadline with no bounce, count it as sent (docs/delivery.md).
+        # after the deadline with no bounce it is settled (docs/delivery.md).
         deadline = attempt["started_at"] + dt.timedelta(seconds=d.delivery.unknown_deadline_seconds)
         if now < deadline:
             batch.now_done.append(done(claimed, "unknown", available_at=deadline))
+        elif marks is not None:
+            # The final dot was written and the reply lost: as good as a mark.
+            _unconfirmed(d, conn, claimed, attempt, provider, message, now, batch, "unconfirmed:reply_lost")
         else:
             ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
             batch.now_done.append(
@@ -123,17 +137,75 @@ def _resume(
                 )
             )
         return
-    # A worker died between recording the attempt and recording its outcome, and neither this provider
-    # nor a relay log can be asked (no HERALD_SMTP_RECONCILE_LOG). Re-submit the *same* attempt: the same
-    # reference, so the same Message-ID (or webhook-id) — a retransmission receivers can recognise, as an
-    # MTA does after a lost ack.
+    if marks is not None:
+        # A worker died between recording the attempt and recording its outcome. Its wire marks say whether
+        # it wrote the final dot: no mark (on a readable file of this host) = the relay dropped the cut
+        # transaction, so sending again is safe; a mark, or no way to read them, = almost surely accepted.
+        verdict = marks.verdict(attempt.get("worker"), attempt["reference"])
+        if verdict != "unmarked":
+            reason = "unconfirmed:final_dot" if verdict == "marked" else "unconfirmed:marks_unreadable"
+            _unconfirmed(d, conn, claimed, attempt, provider, message, now, batch, reason)
+            return
+        _resubmit(d, conn, claimed, attempt, provider, message, now, batch, why="its final dot never left")
+        return
+    # Neither this provider nor a relay log can be asked, and it leaves no wire marks (a webhook): re-submit
+    # the *same* attempt — the same reference, so the same webhook-id — a retransmission receivers can
+    # recognise, as an MTA does after a lost ack.
+    _resubmit(d, conn, claimed, attempt, provider, message, now, batch, why="earlier outcome unknown")
+
+
+def _marks(d: Deliverer, provider: ChannelProvider) -> MarksReader | None:
+    """The wire marks' reader when this provider marks its final byte (SMTP with marks), else None."""
+    if not isinstance(provider, MarksFinalDot) or provider.wire_marks is None:
+        return None
+    root = marks_root(d.runtime.settings.data_dir, d.delivery.wire_marks_dir)
+    return d.runtime.part(MarksReader, lambda: MarksReader(root))
+
+
+def _resubmit(
+    d: Deliverer,
+    conn: sa.Connection,
+    claimed: ledger.Claim,
+    attempt: Mapping[str, Any],
+    provider: ChannelProvider,
+    message: RenderedMessage,
+    now: dt.datetime,
+    batch: Batch,
+    *,
+    why: str,
+) -> None:
     ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=True)
+    log.warning("re-submitting attempt %s of message %s (%s)", attempt["reference"], claimed.row["id"], why)
+    adopted = {**attempt, "lease_token": claimed.token, "status": "submitting"}
+    batch.jobs.append(Job("send", claimed, provider, adopted, message, "crashed"))
+
+
+def _unconfirmed(
+    d: Deliverer,
+    conn: sa.Connection,
+    claimed: ledger.Claim,
+    attempt: Mapping[str, Any],
+    provider: ChannelProvider,
+    message: RenderedMessage,
+    now: dt.datetime,
+    batch: Batch,
+    reason: str,
+) -> None:
+    """Settle an attempt that may have been accepted as sent_unconfirmed — or, for transactional mail when
+    HERALD_RESEND_UNCONFIRMED_TRANSACTIONAL is set, re-send it with the same Message-ID instead."""
+    if d.delivery.resend_unconfirmed_transactional and claimed.row["message_class"] == "transactional":
+        _resubmit(d, conn, claimed, attempt, provider, message, now, batch, why=f"{reason}, transactional")
+        return
+    change = ledger.unconfirmed(ledger.LedgerRow.of(claimed.row), claimed.token, reason=reason)
+    assert change is not None  # the claim's own row, still held
+    ledger.take_over_attempt(conn, claimed, attempt["id"], now, resubmit=False)
     log.warning(
-        "re-submitting attempt %s of message %s after a worker crash (earlier outcome unknown)",
-        attempt["reference"],
-        row["id"],
+        "attempt %s of message %s settled sent_unconfirmed (%s)", attempt["reference"], claimed.row["id"], reason
     )
-    batch.jobs.append(Job("send", claimed, provider, {**attempt, "lease_token": claimed.token}, message, origin))
+    values = {"status": "sent_unconfirmed", "note": reason, "finished_at": now}
+    batch.now_done.append(
+        changed(claimed, change, attempt["id"], values, sent_at=attempt["started_at"], provider=attempt["provider"])
+    )
 
 
 def _start(

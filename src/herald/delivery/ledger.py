@@ -25,6 +25,9 @@ class Status(StrEnum):
     RETRY_WAIT = "retry_wait"
     SENDING = "sending"
     UNKNOWN = "unknown"
+    # The final "." reached the relay (or may have) but no reply was recorded: almost surely accepted.
+    # Settled like sent: never claimed, never re-sent by itself; an operator may re-send it (same reference).
+    SENT_UNCONFIRMED = "sent_unconfirmed"
     SENT = "sent"
     FAILED = "failed"
     DELIVERED = "delivered"
@@ -38,19 +41,26 @@ STATUS_RANK: dict[str, int] = {
     Status.RETRY_WAIT: 10,
     Status.SENDING: 20,
     Status.UNKNOWN: 25,
+    Status.SENT_UNCONFIRMED: 27,
     Status.SENT: 30,
     Status.FAILED: 40,
     Status.DELIVERED: 50,
 }
 CLAIMABLE = (Status.QUEUED, Status.RETRY_WAIT, Status.UNKNOWN)
-SETTLED = (Status.SENT, Status.FAILED, Status.DELIVERED)
+SETTLED = (Status.SENT_UNCONFIRMED, Status.SENT, Status.FAILED, Status.DELIVERED)
 # An attempt in these states may have been accepted: the row may not start another one (R1.9).
-OPEN_ATTEMPT = ("submitting", "unknown")
+# `resend`: an operator asked to submit this very attempt again (same reference, so the same Message-ID).
+OPEN_ATTEMPT = ("submitting", "unknown", "resend", "sent_unconfirmed")
+# A provider's receipt may say an attempt was accepted before the claim that made it recorded its outcome
+# (and that worker may die): the row is then settled from the receipt, never given a second attempt.
+ACCEPTED_ATTEMPT = ("sent", "delivered")
 
 ATTEMPT_RANK: dict[str, int] = {
     "submitting": 10,
     "unknown": 15,
+    "resend": 16,  # an operator's re-send of a sent_unconfirmed attempt, waiting for a worker
     "retry": 20,  # a transient failure: nothing was taken
+    "sent_unconfirmed": 25,  # its final "." was written (or may have been); no reply recorded
     "sent": 30,
     "failed": 40,
     "rejected": 40,
@@ -135,7 +145,7 @@ def attempt(
 ) -> Change | None:
     """Start a new attempt on channel `plan_index`; refused while fenced out or while the current attempt
     may have been accepted (it must be resumed or looked up instead: never a second send)."""
-    if not _holds(row, token) or current_attempt_status in OPEN_ATTEMPT:
+    if not _holds(row, token) or current_attempt_status in (*OPEN_ATTEMPT, *ACCEPTED_ATTEMPT):
         return None
     if plan_index < row.plan_index or plan_index >= len(row.channels):
         return None
@@ -176,8 +186,8 @@ def receipt(row: LedgerRow, attempt_id: int, kind: ReceiptKind, *, reason: str, 
     if row.current_attempt_id != attempt_id:
         return None
     if kind == "sent":
-        return Change(Status.SENT) if row.status is Status.UNKNOWN else None
-    if row.status not in (Status.SENT, Status.UNKNOWN):
+        return Change(Status.SENT) if row.status in (Status.UNKNOWN, Status.SENT_UNCONFIRMED) else None
+    if row.status not in (Status.SENT, Status.UNKNOWN, Status.SENT_UNCONFIRMED):
         return None
     change = failover(row, reason, now)
     if change.status is Status.QUEUED:
@@ -208,6 +218,22 @@ def reconcile(
     if verdict == "never_accepted" or (verdict == "absent" and may_resubmit):
         return Change(Status.RETRY_WAIT, {"available_at": now})
     return Change(Status.UNKNOWN, {"available_at": retry_at, "last_error": note})
+
+
+def unconfirmed(row: LedgerRow, token: int, *, reason: str) -> Change | None:
+    """A dead worker's attempt whose final "." was (or may have been) written, with no reply recorded: it
+    was almost surely accepted, so it is settled as `sent_unconfirmed` and never re-sent by itself."""
+    if not _holds(row, token):
+        return None
+    return Change(Status.SENT_UNCONFIRMED, {"hold_reason": reason, "last_error": None})
+
+
+def resend(row: LedgerRow, now: dt.datetime) -> Change | None:
+    """An operator's re-send of a `sent_unconfirmed` row: queued again; the worker re-submits the same attempt
+    (same reference, so the same Message-ID). Nothing else may be re-sent this way."""
+    if row.status is not Status.SENT_UNCONFIRMED:
+        return None
+    return Change(Status.QUEUED, {"available_at": now, "hold_reason": None})
 
 
 def _holds(row: LedgerRow, token: int) -> bool:
@@ -393,7 +419,7 @@ _LAST_NUMBERS = (
     .group_by(message_attempts.c.message_id)
 )
 _ATTEMPT_COLUMNS = (
-    "message_id", "number", "reference", "channel", "provider", "status", "status_rank", "lease_token",
+    "message_id", "number", "reference", "channel", "provider", "status", "status_rank", "lease_token", "worker",
     "resubmissions", "started_at", "updated_at",
 )  # fmt: skip
 _ATTEMPT_IDS = sa.select(message_attempts.c.reference, message_attempts.c.id).where(
@@ -431,6 +457,7 @@ def start_attempts(conn: sa.Connection, new: Sequence[NewAttempt], now: dt.datet
                 "status": "submitting",
                 "status_rank": ATTEMPT_RANK["submitting"],
                 "lease_token": item.claim.token,
+                "worker": item.claim.row.get("worker"),  # whose wire marks say whether its final "." left
                 "resubmissions": 0,
                 "started_at": now,
                 "updated_at": now,
@@ -454,10 +481,13 @@ def take_over_attempt(
     so the old worker's late report about it matches nothing."""
     values: dict[str, Any] = {"lease_token": claimed.token, "updated_at": now}
     if resubmit:
-        values["resubmissions"] = message_attempts.c.resubmissions + 1
+        # The re-submitting worker's wire marks now speak for this attempt; an operator's `resend` is
+        # `submitting` again from here.
+        values |= {"resubmissions": message_attempts.c.resubmissions + 1, "worker": claimed.row.get("worker")}
+        values |= {"status": "submitting", "status_rank": ATTEMPT_RANK["submitting"]}
     result = conn.execute(
         sa.update(message_attempts)
-        .where(message_attempts.c.id == attempt_id, message_attempts.c.status.in_(("submitting", "unknown")))
+        .where(message_attempts.c.id == attempt_id, message_attempts.c.status.in_(("submitting", "unknown", "resend")))
         .values(values)
     )
     return result.rowcount == 1

@@ -133,7 +133,10 @@ def message_history(detail: Mapping[str, Any]) -> list[HistoryItem]:
             HistoryItem(receipt["received_at"], "receipt", f"{receipt['provider']} reported {receipt['kind']}{code}")
         )
     if detail.get("sent_at"):
-        items.append(HistoryItem(detail["sent_at"], "sent", "Sent"))
+        unconfirmed = detail.get("status") == ledger.Status.SENT_UNCONFIRMED
+        items.append(
+            HistoryItem(detail["sent_at"], "sent", "Sent, unconfirmed (no reply recorded)" if unconfirmed else "Sent")
+        )
     if detail.get("delivered_at"):
         items.append(HistoryItem(detail["delivered_at"], "delivered", "Delivered"))
     return sorted(items, key=lambda item: item.at)

@@ -25,6 +25,7 @@ REASON_KINDS: dict[str, str] = {
     "breaker_open": "Provider paused (circuit breaker)",
     "receipt": "Provider reported a failure",
     "plan_exhausted": "Every channel failed",
+    "unconfirmed": "Sent, unconfirmed (no reply recorded)",
 }
 
 _QUIET: dict[str, str] = {
@@ -84,6 +85,23 @@ def _receipt(rest: str) -> str:
     return f"The provider reported {event}" + (f" (error {code})." if code else ".")
 
 
+_UNCONFIRMED: dict[str, str] = {
+    "final_dot": "The worker sending it stopped after the message's final dot had left for the relay, before the "
+    "relay's reply was recorded",
+    "marks_unreadable": "The worker sending it stopped mid-send and its wire marks (another host's, or missing) "
+    "cannot be read here, so it may have reached the relay",
+    "reply_lost": "The connection was lost after the message's final dot, before the relay's reply",
+}
+
+
+def _unconfirmed(rest: str) -> str:
+    why = _UNCONFIRMED.get(rest, f"No reply from the relay was recorded ({rest})" if rest else "No reply recorded")
+    return (
+        f"{why}. It was almost surely accepted, so it is not sent again by itself; re-send it (same Message-ID) "
+        "if the recipient did not get it."
+    )
+
+
 # kind → the sentence, given what follows the kind (the detail after the first ':', often empty).
 _SENTENCES: dict[str, Callable[[str], str]] = {
     "quiet_hours": lambda rest: _QUIET.get(rest, f"Quiet hours ({rest})."),
@@ -104,6 +122,7 @@ _SENTENCES: dict[str, Callable[[str], str]] = {
     "breaker_open": lambda rest: f"The provider {rest} is paused after repeated failures (circuit breaker).",
     "receipt": _receipt,
     "plan_exhausted": lambda rest: f"Every channel in the plan failed or was skipped ({rest}).",
+    "unconfirmed": _unconfirmed,
 }
 
 

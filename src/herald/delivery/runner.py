@@ -9,7 +9,7 @@ from herald.db.runtime import Runtime
 from herald.delivery import ledger
 from herald.delivery.bootstrap import Providers, build_registry
 from herald.delivery.settings import DeliverySettings, delivery_settings
-from herald.delivery.worker import Deliverer
+from herald.delivery.worker import Deliverer, new_worker_id
 
 
 class _Engine:
@@ -17,8 +17,11 @@ class _Engine:
 
     def __init__(self, runtime: Runtime, delivery: DeliverySettings, concurrency: int) -> None:
         self.loop = asyncio.new_event_loop()
-        self.providers: Providers = build_registry(runtime, delivery, concurrency=concurrency)
-        self.deliverer = Deliverer(runtime, self.providers.registry, delivery, relay_logs=self.providers.relay_logs)
+        worker_id = new_worker_id()  # the providers' wire marks and the claims must name the same worker
+        self.providers: Providers = build_registry(runtime, delivery, concurrency=concurrency, worker_id=worker_id)
+        self.deliverer = Deliverer(
+            runtime, self.providers.registry, delivery, worker_id=worker_id, relay_logs=self.providers.relay_logs
+        )
 
     def run(self, concurrency: int) -> int:
         return self.loop.run_until_complete(self.deliverer.run_pass(concurrency=concurrency))

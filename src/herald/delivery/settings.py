@@ -30,6 +30,17 @@ class DeliverySettings(BaseSettings):
     smtp_reconcile_settle_seconds: float = Field(
         default=5.0, ge=0, description="How long after the last possible write an absent acceptance is final."
     )
+    wire_marks_dir: str = Field(
+        default="", description="Where workers mark each final SMTP dot before writing it; empty = data_dir/marks."
+    )
+    wire_marks_keep_hours: float = Field(
+        default=24.0, gt=0, description="Mark files of stopped workers last written longer ago are deleted."
+    )
+    resend_unconfirmed_transactional: bool = Field(
+        default=False,
+        description="A transactional e-mail whose final dot may have left a dead worker is re-sent (same "
+        "Message-ID) instead of settling as sent_unconfirmed.",
+    )
 
     # --- SMS / WhatsApp / voice ---------------------------------------------------------------------
     embedded_simulator: bool = Field(

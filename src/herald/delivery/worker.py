@@ -27,6 +27,11 @@ from herald.delivery.throttle import Throttle
 __all__ = ["Deliverer", "Job", "close_delivery", "quiet_policy", "rendered_message", "run_delivery_pass"]
 
 
+def new_worker_id() -> str:
+    """host:pid:random — unique per Deliverer; the host part says whose wire marks are local (wire_marks.py)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 class Deliverer:
     """Runs delivery passes for one runtime with one set of providers; any number may run on any machines.
 
@@ -49,7 +54,7 @@ class Deliverer:
         self.registry = registry
         self.relay_logs = dict(relay_logs or {})
         self.delivery = delivery or delivery_settings(runtime)
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.worker_id = worker_id or new_worker_id()
         self.rng = rng or random.Random()
         self.retry = RetryPolicy(
             max_retries=self.delivery.delivery_max_retries,

@@ -11,19 +11,22 @@ from fastapi.responses import Response
 
 from herald.contacts import service as contacts
 from herald.core.channels import CHANNELS, MESSAGE_CLASSES
-from herald.core.errors import InvalidInputError, NotFoundError
+from herald.core.errors import HeraldError, InvalidInputError, NotFoundError
 from herald.core.inputs import Id, Text
 from herald.db.engine import Engine
-from herald.delivery import queries
+from herald.delivery import queries, unconfirmed
 from herald.delivery.reasons import REASON_KINDS, describe_reason
-from herald.web.deps import SignedInDep, get_runtime
-from herald.web.render import FormErrors, render
+from herald.web.contacts_views import StaffDep
+from herald.web.deps import CSRF, SignedIn, SignedInDep, begin, get_runtime
+from herald.web.render import FormErrors, redirect, render
 
 router = APIRouter(prefix="/messages")
 PAGE_SIZE = 50
 
-# Every role may read these pages (nothing here changes anything): admins and marketers watch sending,
-# and agents answering a customer need to see what was sent to them and why something was held.
+# Every role may read these pages: admins and marketers watch sending, and agents answering a customer need
+# to see what was sent to them and why something was held. Re-sending a sent_unconfirmed message (the one
+# action here) sends mail, so it is for admins and marketers, like other work that changes data.
+STAFF = ("admin", "marketer")
 
 
 def status_badge(status: str) -> str:
@@ -32,7 +35,7 @@ def status_badge(status: str) -> str:
         return "badge-ok"
     if status == "failed":
         return "badge-danger"
-    if status == "held":
+    if status in ("held", "sent_unconfirmed"):
         return "badge-warn"
     return "badge-info"
 
@@ -113,17 +116,51 @@ def _rows(engine: Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @router.get("/{message_id}")
-def message_page(request: Request, signed_in: SignedInDep, message_id: Id) -> Response:
+def message_page(
+    request: Request,
+    signed_in: SignedInDep,
+    message_id: Id,
+    notice: Annotated[Text, Query(max_length=32)] = "",
+) -> Response:
+    return _message_page(request, signed_in, message_id, notice=notice)
+
+
+@router.post("/{message_id}/resend", dependencies=CSRF)
+def resend(request: Request, signed_in: StaffDep, message_id: Id) -> Response:
+    """Re-send a sent_unconfirmed message (same Message-ID); any other status gets the page back with why."""
+    try:
+        with begin(request, signed_in) as uow:
+            unconfirmed.resend_message(uow, message_id)
+    except NotFoundError:
+        return _not_found(request, message_id)
+    except HeraldError as exc:
+        return _message_page(request, signed_in, message_id, error=exc.message, status_code=exc.http_status)
+    return redirect(request, f"/messages/{message_id}?notice=resend")
+
+
+def _not_found(request: Request, message_id: int) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"title": "Not found", "message": f"There is no message with id {message_id}."},
+        status_code=404,
+    )
+
+
+def _message_page(
+    request: Request,
+    signed_in: SignedIn,
+    message_id: int,
+    *,
+    notice: str = "",
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
     engine = get_runtime(request).engine
     try:
         detail = queries.message_detail(engine, message_id, include_content=True)
     except NotFoundError:
-        return render(
-            request,
-            "error.html",
-            {"title": "Not found", "message": f"There is no message with id {message_id}."},
-            status_code=404,
-        )
+        return _not_found(request, message_id)
     person_id = detail["person_id"]
     label = contacts.display_names(engine, [person_id]).get(person_id) or f"Person {person_id}"
     context = {
@@ -135,8 +172,11 @@ def message_page(request: Request, signed_in: SignedInDep, message_id: Id) -> Re
         "skips": [_skip(skip) for skip in detail["skips"] or ()],
         "content": _content(detail.get("content") or {}, detail["channels"] or []),
         "history": queries.message_history(detail),
+        "can_resend": detail["status"] == "sent_unconfirmed" and signed_in.user.role in STAFF,
+        "notice": "Queued again: its attempt goes out with the same Message-ID." if notice == "resend" else "",
+        "error": error,
     }
-    return render(request, "message.html", context)
+    return render(request, "message.html", context, status_code=status_code)
 
 
 def _skip(skip: dict[str, Any]) -> dict[str, Any]:

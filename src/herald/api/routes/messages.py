@@ -9,13 +9,13 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from herald.api.deps import ApiKeyDep, RuntimeDep
+from herald.api.deps import ApiKeyDep, RuntimeDep, WorkDep
 from herald.api.errors import error_responses
 from herald.channels.base import SignatureError
 from herald.core.channels import CONTENT, Channel, MessageClass
 from herald.core.errors import InvalidInputError
 from herald.core.inputs import Count, Id, InputModel, Text, nul_path
-from herald.delivery import batch, queries, service
+from herald.delivery import batch, queries, service, unconfirmed
 from herald.delivery.receipts import record_callback, record_twilio_callback
 
 router = APIRouter(tags=["messages"])
@@ -184,6 +184,14 @@ def list_messages(
 def get_message(message_id: Id, runtime: RuntimeDep) -> dict[str, Any]:
     """The ledger row, every attempt, every receipt, and any hold reason."""
     return queries.message_detail(runtime.engine, message_id)
+
+
+@router.post("/messages/{message_id}/resend", status_code=202, responses=error_responses(404, 409))
+def resend_message(message_id: Id, work: WorkDep) -> dict[str, Any]:
+    """Re-send a `sent_unconfirmed` message: queued again, its last attempt goes out with the same reference
+    (so the same Message-ID). 409 `not_unconfirmed` for any other status. Audited."""
+    with work.begin() as uow:
+        return unconfirmed.resend_message(uow, message_id)
 
 
 @router.get("/providers")
