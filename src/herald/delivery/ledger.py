@@ -268,9 +268,9 @@ class Completion:
     attempt_values: Mapping[str, Any] = field(default_factory=dict)
 
 
-def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enqueued:
-    """Insert the ledger row in the caller's transaction; an existing (person, key) row wins and is returned."""
-    values = {
+def row_values(message: NewMessage, now: dt.datetime) -> dict[str, Any]:
+    """The `messages` row a NewMessage becomes (enqueue and the bulk path in bulk_plan write the same)."""
+    return {
         "person_id": message.person_id,
         "message_key": message.message_key,
         "message_class": message.message_class,
@@ -295,9 +295,13 @@ def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enque
         "created_at": now,
         "updated_at": now,
     }
+
+
+def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enqueued:
+    """Insert the ledger row in the caller's transaction; an existing (person, key) row wins and is returned."""
     statement = (
         dialect_insert(conn, messages)
-        .values(values)
+        .values(row_values(message, now))
         .on_conflict_do_nothing(index_elements=["person_id", "message_key"])
         .returning(messages.c.id)
     )
