@@ -131,7 +131,7 @@ def test_what_launch_writes_equals_the_simulation_person_by_person(
             "channels": ["email"],
             "class": "marketing",
             "content": {"email": {"subject": "Earlier", "text": "An earlier message."}},
-        },  # fmt: skip
+        },
         headers={"Idempotency-Key": "earlier"},
     )
     assert sent.status_code == 202, sent.text
@@ -261,7 +261,7 @@ def test_retry_failed_takes_only_rows_no_provider_accepted(api: TestClient, runt
                     lease_token=1,
                     started_at=now,
                     updated_at=now,
-                )  # fmt: skip
+                )
             )
     result = api.post(f"/api/campaigns/{cid}/retry-failed").json()
     assert result["changed"] == 2

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from herald.campaigns import controls, coverage, launch, progress, simulate, store
 from herald.campaigns.coverage import Coverage
 from herald.campaigns.model import (
+    STATUSES,
     Campaign,
     CampaignStateError,
-    STATUSES,
     CampaignStatus,
     check_channels,
     check_message_class,
