@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from herald.consent.ledger import event_row, load_events, record_events
-from herald.consent.policy import CHANNELS, KINDS, PURPOSES, can_contact, consent_state
+from herald.consent.policy import CHANNELS, KINDS, PURPOSES, ConsentEvent, can_contact, consent_state, current_states
 from herald.contacts import importing, service, undo
 from herald.core.actor import CLI
 from herald.core.clock import FrozenClock
@@ -192,3 +192,25 @@ def test_the_migration_backfill_rebuilds_the_same_rows(engine: sa.Engine, clock:
     migrate.upgrade(engine)
     with engine.connect() as conn:
         assert _states(conn) == before
+
+
+pure_event = st.builds(
+    lambda channel, purpose, kind, minute, explicit: ConsentEvent(
+        channel, purpose, kind, dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=minute), explicit
+    ),
+    st.sampled_from(CHANNELS),
+    st.sampled_from((*PURPOSES, "all")),
+    st.sampled_from(KINDS),
+    st.integers(0, 5),
+    st.booleans(),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(events=st.lists(pure_event, max_size=12))
+def test_the_one_pass_fold_is_the_policy_fold(events: list[ConsentEvent]) -> None:
+    """current_states (what the table stores) equals consent_state for every channel × purpose."""
+    states = current_states(events)
+    for channel in CHANNELS:
+        for purpose in PURPOSES:
+            assert states.get((channel, purpose), "unknown") == consent_state(events, channel, purpose)[0]

@@ -17,7 +17,7 @@ from herald.consent.policy import (
     ConsentEvent,
     Verdict,
     can_contact,
-    consent_state,
+    current_states,
 )
 from herald.core.errors import InvalidInputError
 from herald.db.bulk import bulk_insert
@@ -111,9 +111,8 @@ def refresh_states(conn: sa.Connection, person_ids: Iterable[int]) -> None:
             (person_id, channel, purpose, state)
             for person_id, history in events.items()
             if history
-            for channel in CHANNELS
-            for purpose in PURPOSES
-            if (state := consent_state(history, channel, purpose)[0]) != "unknown"
+            for (channel, purpose), state in current_states(history).items()
+            if channel in CHANNELS
         ]
         if rows:
             bulk_insert(conn, consent_states, ("person_id", "channel", "purpose", "state"), rows)
