@@ -67,15 +67,25 @@ def current_states(events: Iterable[ConsentEvent]) -> dict[tuple[str, str], str]
 
     Pairs no event applies to are left out (their state is "unknown").
     """
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    return fold_states((e.channel, e.purpose, e.kind, e.explicit) for e in ordered)
+
+
+def fold_states(ordered: Iterable[tuple[str, str, str, bool]]) -> dict[tuple[str, str], str]:
+    """current_states over (channel, purpose, kind, explicit) already in time order (as the ledger sorts)."""
     states: dict[tuple[str, str], str] = {}
-    for event in sorted(events, key=lambda e: e.occurred_at):
-        for purpose in PURPOSES if event.purpose == ALL_PURPOSES else (event.purpose,):
-            if purpose not in PURPOSES:
+    for channel, purpose, kind, explicit in ordered:
+        event = ConsentEvent(channel, purpose, kind, _EPOCH, bool(explicit))
+        for applied in PURPOSES if purpose == ALL_PURPOSES else (purpose,):
+            if applied not in PURPOSES:
                 continue
-            after = _step(states.get((event.channel, purpose), "unknown"), event)
+            after = _step(states.get((channel, applied), "unknown"), event)
             if after is not None:
-                states[(event.channel, purpose)] = after
+                states[(channel, applied)] = after
     return states
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # _step never reads the instant; the order is the caller's
 
 
 def can_contact(events: Iterable[ConsentEvent], channel: str, purpose: str) -> Verdict:
