@@ -26,7 +26,6 @@ from herald.delivery.planner import (
     Rules,
     Skip,
     plan_message,
-    template_values,
 )
 from herald.schedule.caps import SendRecord
 from herald.schedule.local_time import rate_offset, spread_offset
@@ -77,10 +76,17 @@ def request_for(planning: Planning, person_id: int, ordinal: int, now: dt.dateti
     return Request(message_class, campaign.channels, now, not_before=not_before)
 
 
+def planning_instant(now: dt.datetime) -> dt.datetime:
+    """The instant a chunk is planned as of: `now` to the whole minute, so every chunk of a launch planned within
+    one minute shares its quiet-hours answers (the worker checks quiet hours again when it claims a row)."""
+    return now.replace(second=0, microsecond=0)
+
+
 def plan_chunk(
     conn: sa.Connection, planning: Planning, people: Sequence[tuple[int, int]], now: dt.datetime
 ) -> list[PersonPlan]:
     """Plan (ordinal, person id) pairs: a fixed handful of reads for the whole chunk, then the pure planner."""
+    now = planning_instant(now)
     ids = [pid for _, pid in people]
     recipients = bulk_plan.load_recipients(conn, ids)
     recent: Mapping[int, Sequence[SendRecord]] = (
@@ -134,7 +140,7 @@ def _row(planning: Planning, recipient: Recipient, planned: PlannedMessage | Ski
         channels=planned.channels,
         addresses=planned.addresses,
         content={},  # rendered by the worker at claim time, from the pinned version and these variables
-        variables=template_values(recipient, planning.content.variables),
+        variables=planned.variables,
         available_at=planned.available_at,
         zones=planned.zones,
         zone_source=planned.zone_source,
