@@ -83,9 +83,15 @@ def planning_instant(now: dt.datetime) -> dt.datetime:
 
 
 def plan_chunk(
-    conn: sa.Connection, planning: Planning, people: Sequence[tuple[int, int]], now: dt.datetime
+    conn: sa.Connection,
+    planning: Planning,
+    people: Sequence[tuple[int, int]],
+    now: dt.datetime,
+    *,
+    rows: bool = True,
 ) -> list[PersonPlan]:
-    """Plan (ordinal, person id) pairs: a fixed handful of reads for the whole chunk, then the pure planner."""
+    """Plan (ordinal, person id) pairs: a fixed handful of reads for the whole chunk, then the pure planner.
+    `rows=False` (the simulation) skips building the ledger rows launch would write from each plan."""
     now = planning_instant(now)
     ids = [pid for _, pid in people]
     recipients = bulk_plan.load_recipients(conn, ids)
@@ -93,7 +99,8 @@ def plan_chunk(
         bulk_plan.recent_sends(conn, ids, now, window=planning.cap_window) if planning.rules.caps else {}
     )
     return [
-        plan_person(planning, ordinal, pid, recipients.get(pid), recent.get(pid, ()), now) for ordinal, pid in people
+        plan_person(planning, ordinal, pid, recipients.get(pid), recent.get(pid, ()), now, row=rows)
+        for ordinal, pid in people
     ]
 
 
@@ -104,12 +111,15 @@ def plan_person(
     recipient: Recipient | None,
     recent: Sequence[SendRecord],
     now: dt.datetime,
+    *,
+    row: bool = True,
 ) -> PersonPlan:
     if recipient is None:
         return PersonPlan(person_id, ordinal, None, None, None)
     request = request_for(planning, person_id, ordinal, now)
     planned = plan_message(request, recipient, planning.content, planning.rules, recent)
-    return PersonPlan(person_id, ordinal, recipient, planned, _row(planning, recipient, planned, now))
+    written = _row(planning, recipient, planned, now) if row else None
+    return PersonPlan(person_id, ordinal, recipient, planned, written)
 
 
 def _row(planning: Planning, recipient: Recipient, planned: PlannedMessage | Skip, now: dt.datetime) -> NewMessage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from herald.consent.policy import ConsentEvent, suppression_reason
@@ -118,40 +118,44 @@ def plan_message(
         recipient.fields.get("country"),
         rules.account_zone,
     )
-    base = PlannedMessage(
-        channels=tuple(usable),
-        addresses=addresses,
-        content={},
-        status="held",
-        available_at=request.now,
-        zones=zone.zones,
-        zone_source=zone.source,
-        skips=tuple(skips),
-    )
+    # Built once at the end (a campaign plans 100,000 of these; `replace` per step was a tenth of the time).
+    common: dict[str, Any] = {
+        "channels": tuple(usable),
+        "addresses": addresses,
+        "zones": zone.zones,
+        "zone_source": zone.source,
+        "skips": tuple(skips),
+    }
+    parts: Mapping[str, Mapping[str, Any]] = {}
+    variables: Mapping[str, Any] | None = None
     if content.check_only:
         variables, held = _check(usable, recipient, content)
-        base = replace(base, variables=variables)
         if held is not None:
-            return replace(base, hold_reason=held.reason)
+            return PlannedMessage(**common, content={}, variables=variables, status="held",
+                                  available_at=request.now, hold_reason=held.reason)  # fmt: skip
     else:
         rendered = _render(usable, recipient, content)
         if isinstance(rendered, Held):
-            return replace(base, hold_reason=rendered.reason)
-        base = replace(base, content=rendered)
+            return PlannedMessage(**common, content={}, status="held", available_at=request.now,
+                                  hold_reason=rendered.reason)  # fmt: skip
+        parts = rendered
+    common.update(content=parts, variables=variables)
     start = max(request.now, _not_before(request, zone, rules) or request.now)
     caps = check_caps(rules.caps, usable[0], request.message_class, recent, request.now)
     if not caps.allowed and caps.release_at is None:
-        return replace(base, available_at=start, hold_reason=caps.reason)
+        return PlannedMessage(**common, status="held", available_at=start, hold_reason=caps.reason)
     if not caps.allowed and caps.release_at is not None:
         start = max(start, caps.release_at)
     decision, applied = _quiet_hours(start, zone, rules, request.message_class)
-    base = replace(base, quiet_zone=applied.zone, quiet_window=applied.window)
+    common.update(quiet_zone=applied.zone, quiet_window=applied.window)
     if decision.send_at is None:
-        return replace(base, available_at=start, hold_reason=f"quiet_hours:{decision.reason}")
+        return PlannedMessage(**common, status="held", available_at=start, hold_reason=f"quiet_hours:{decision.reason}")
     if decision.send_at > start or not caps.allowed:
         reason = "quiet_hours" if decision.send_at > start else caps.reason
-        return replace(base, available_at=decision.send_at, hold_reason=reason, releasable=True)
-    return replace(base, status="queued", available_at=decision.send_at)
+        return PlannedMessage(
+            **common, status="held", available_at=decision.send_at, hold_reason=reason, releasable=True
+        )
+    return PlannedMessage(**common, status="queued", available_at=decision.send_at)
 
 
 _QUIET_MEMO_LIMIT = 50_000
