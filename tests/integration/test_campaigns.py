@@ -359,3 +359,24 @@ def test_bad_input_is_refused_with_422_and_state_errors_with_409(api: TestClient
     assert api.patch(f"/api/campaigns/{cid}", json={"name": "Too late"}).status_code == 409
     listed = api.get("/api/campaigns", params={"status": "running"}).json()
     assert listed["total"] == 1 and listed["campaigns"][0]["id"] == cid
+
+
+def test_a_pause_during_planning_stops_it_and_resume_carries_on(runtime: Runtime, api_key: str) -> None:
+    from herald.jobs.kinds import job_kinds
+    from herald.jobs.runner import run_queued_jobs
+
+    with TestClient(create_app(runtime), headers={"Authorization": f"Bearer {api_key}"}) as client:  # no job thread
+        _template(client)
+        ids = [_subscribed(client, f"q{i}@example.com", first_name=f"Q{i}", timezone=LONDON) for i in range(5)]
+        cid = _campaign(client, _segment(runtime, EVERYONE))["id"]
+        first_job = client.post(f"/api/campaigns/{cid}/launch").json()["job_id"]
+        paused = client.post(f"/api/campaigns/{cid}/pause").json()
+        assert paused["changed"] == 0 and paused["campaign"]["status"] == "paused"
+        run_queued_jobs(runtime, job_kinds())
+        assert client.get(f"/api/jobs/{first_job}").json()["result"]["stopped"] == "paused"
+        assert _rows(runtime, cid) == []  # nothing planned while paused
+        resumed = client.post(f"/api/campaigns/{cid}/resume").json()
+        assert resumed["campaign"]["status"] == "launching" and resumed["campaign"]["job_id"] != first_job
+        run_queued_jobs(runtime, job_kinds())
+        assert sorted(r["person_id"] for r in _rows(runtime, cid)) == sorted(ids)
+        assert client.get(f"/api/campaigns/{cid}").json()["status"] == "running"

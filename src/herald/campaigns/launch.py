@@ -93,8 +93,14 @@ def start_newcomers(uow: UnitOfWork, campaign_id: int) -> int:
 
 
 def continue_planning(uow: UnitOfWork, campaign_id: int) -> int:
-    """After a resume: queue the job again to plan the rest of the current batch (it starts after the cursor)."""
-    return _queue(uow, campaign_id, int(store.load_row(uow.conn, campaign_id)["batch"]), uow.now)
+    """After a resume: queue the job again to plan the rest of the current batch (it starts after the cursor).
+    A resume quick enough to find the stopped job still running leaves it to carry on (it re-reads the status
+    before each chunk)."""
+    row = store.load_row(uow.conn, campaign_id)
+    payload = {"campaign_id": campaign_id, "batch": int(row["batch"]), "start": uow.now.isoformat(),
+               "actor": _actor_json(uow.actor)}  # fmt: skip
+    job_id = job_store.enqueue(uow.conn, KIND, payload, now=uow.now, dedupe_key=f"campaign:{campaign_id}")
+    return job_id if job_id is not None else int(row["job_id"])
 
 
 def planning_left(conn: sa.Connection, row: Mapping[str, Any]) -> bool:
