@@ -116,10 +116,10 @@ def simulate_campaign(runtime: Runtime, campaign_id: int, *, page: int, per_page
                 break
             duplicates = campaign_rows.existing_people(conn, ids, campaign.message_key)
             for plan in plan_chunk(conn, planning, list(enumerate(ids, start=offset)), now, rows=False):
-                row = _row(plan, planning, duplicate=plan.person_id in duplicates)
-                tally.add(row)
-                if plan.ordinal in wanted:
-                    rows.append(row)
+                duplicate = plan.person_id in duplicates
+                tally.add(plan, duplicate=duplicate)
+                if plan.ordinal in wanted:  # the words and local times only for the page shown
+                    rows.append(_row(plan, planning, duplicate=duplicate))
             offset += len(ids)
     notes = _notes(planning, tally)
     return SimulationPage(
@@ -152,16 +152,24 @@ class _Tally:
         self.by_channel: Counter[str] = Counter()
         self.unknown_zone = 0
 
-    def add(self, row: SimulatedRow) -> None:
+    def add(self, plan: PersonPlan, *, duplicate: bool) -> None:
+        """Count one person as `_row` would show them (outcome, reason kind, channel), without building the row."""
         self.total += 1
-        self.by_outcome[row.outcome] += 1
-        if row.outcome == "duplicate":
+        planned = plan.planned
+        if duplicate:
+            self.by_outcome["duplicate"] += 1
             self.by_reason["duplicate"] += 1
-        elif row.reason:
-            self.by_reason[reason_kind(row.reason)] += 1
-        if row.channel and (row.outcome == "send" or row.quiet_until or row.reason == "capped_hold"):
-            self.by_channel[row.channel] += 1
-        if row.zone_source in GUESSED and row.outcome != "skip":
+            return
+        if planned is None or isinstance(planned, Skip):
+            self.by_outcome["skip"] += 1
+            self.by_reason[reason_kind(planned.reason) if planned is not None else NOT_ACTIVE] += 1
+            return
+        self.by_outcome["send" if planned.status == "queued" else "hold"] += 1
+        if planned.hold_reason:
+            self.by_reason[reason_kind(planned.hold_reason)] += 1
+        if planned.status == "queued" or planned.hold_reason in ("quiet_hours", "capped_hold"):
+            self.by_channel[planned.channels[0]] += 1
+        if planned.zone_source in GUESSED:
             self.unknown_zone += 1
 
 
