@@ -30,6 +30,9 @@ class _PerDialect(sa.ColumnElement[Any]):
     """One expression, written twice: JSON access has no common spelling on SQLite and PostgreSQL."""
 
     inherit_cache = True
+    # A predicate as it stands: without this SQLite gets "(…) = 1", and its planner no longer sees an
+    # `id IN (…)` it can run as a set.
+    _is_implicitly_boolean = True
     _traverse_internals = [  # noqa: RUF012 (SQLAlchemy reads it as declared on its base)
         ("sqlite", InternalTraversal.dp_clauseelement),
         ("postgresql", InternalTraversal.dp_clauseelement),
@@ -170,8 +173,7 @@ def has_tag(tag: str) -> sa.ColumnElement[bool]:
 
 def has_identifier(kind: str) -> sa.ColumnElement[bool]:
     """The person holds at least one identifier of this kind (email, phone or handle)."""
-    # IN, not a correlated EXISTS: SQLite builds the set once (twice as fast over a million people).
-    return people.c.id.in_(sa.select(identifiers.c.person_id).where(identifiers.c.kind == kind))
+    return person_in(sa.select(identifiers.c.person_id).where(identifiers.c.kind == kind))
 
 
 def country_in(codes: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -209,8 +211,16 @@ def in_import_batch(batch_id: int) -> sa.ColumnElement[bool]:
 
 
 def person_in(ids: sa.Select[tuple[int]], *, negate: bool = False) -> sa.ColumnElement[bool]:
-    """The person's id is (or is not) among `ids` (a select of non-null person ids from another slice)."""
-    return people.c.id.not_in(ids) if negate else people.c.id.in_(ids)
+    """The person's id is (or is not) among `ids` (a select of non-null person ids, possibly another slice's).
+
+    SQLite: `id IN (…)`, the set built once (twice as fast as a probe per person). PostgreSQL: a
+    correlated EXISTS, which it turns into a (anti-)semi-join or an index probe; `NOT IN` or an `IN`
+    under OR would be a subplan that, once the set outgrows work_mem, rescans it for every person.
+    """
+    sqlite = people.c.id.in_(ids)
+    postgresql = sa.exists(ids.where(ids.selected_columns[0] == people.c.id))
+    found = _PerDialect(sqlite, postgresql)
+    return sa.not_(found) if negate else found
 
 
 def active_people(where: sa.ColumnElement[bool]) -> sa.Select[tuple[int]]:
