@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from herald.cli import apikeys, backups, bench, contacts, db, jobs, messages, serve, simulator, users
+from herald.cli import (
+    apikeys,
+    backups,
+    bench,
+    campaigns,
+    contacts,
+    db,
+    jobs,
+    messages,
+    segments,
+    serve,
+    simulator,
+    users,
+)
 
 app = typer.Typer(
     name="herald",
@@ -13,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (db, apikeys, serve, contacts, backups, bench, simulator, users, messages, jobs):
+for module in (db, apikeys, serve, contacts, backups, bench, simulator, users, messages, jobs, segments, campaigns):
     module.register(app)
 
 

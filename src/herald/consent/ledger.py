@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -17,11 +17,16 @@ from herald.consent.policy import (
     ConsentEvent,
     Verdict,
     can_contact,
+    fold_states,
 )
 from herald.core.errors import InvalidInputError
 from herald.db.bulk import bulk_insert
-from herald.db.consent_tables import consent_events
+from herald.db.consent_tables import consent_events, consent_states
+from herald.db.engine import dialect_insert
 from herald.db.event_log import append_events
+
+# Bind variables per statement stay well below SQLite's limit.
+CHUNK = 5000
 
 # Consent changes the event log reports (tracking, journeys and scoring subscribe to them). Bounces and
 # complaints are reported by delivery, where they happen, with the message they belong to.
@@ -89,6 +94,58 @@ def record_events(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> Non
             if row["kind"] in LOGGED_KINDS
         ],
     )
+    refresh_states(conn, {cast(int, row["person_id"]) for row in rows}, appended=True)
+
+
+def refresh_states(conn: sa.Connection, person_ids: Iterable[int], *, appended: bool = False) -> None:
+    """Rewrite the current-state rows of these people from their events, in the caller's transaction.
+
+    Every write to consent_events calls this, so `consent_states` is what `policy.consent_state` says
+    for the events committed with it: the fold is the policy's own rule (`fold_states`), not a second
+    one in SQL. With `appended` (the caller only added events) no pair can fall back to "unknown", so
+    rows are upserted without deleting first. The events are read without their instants (the
+    database orders them), which keeps an import chunk's refresh to a few cheap statements.
+    """
+    ids = sorted(set(person_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        query = (
+            sa.select(
+                consent_events.c.person_id,
+                consent_events.c.channel,
+                consent_events.c.purpose,
+                consent_events.c.kind,
+                consent_events.c.explicit,
+            )
+            .where(consent_events.c.person_id.in_(chunk))
+            .order_by(consent_events.c.occurred_at, consent_events.c.id)
+        )
+        histories: dict[int, list[tuple[str, str, str, bool]]] = {}
+        for pid, channel, purpose, kind, explicit in conn.execute(query):
+            histories.setdefault(pid, []).append((channel, purpose, kind, explicit))
+        if not appended:
+            conn.execute(consent_states.delete().where(consent_states.c.person_id.in_(chunk)))
+        rows = [
+            {"person_id": pid, "channel": channel, "purpose": purpose, "state": state}
+            for pid, history in histories.items()
+            for (channel, purpose), state in fold_states(history).items()
+            if channel in CHANNELS
+        ]
+        if rows:
+            insert = dialect_insert(conn, consent_states)
+            if appended:
+                insert = insert.on_conflict_do_update(
+                    index_elements=["person_id", "channel", "purpose"], set_={"state": insert.excluded.state}
+                )
+            conn.execute(insert, rows)
+
+
+def rebuild_states(conn: sa.Connection) -> int:
+    """Recompute every current-state row from the ledger (the migration's backfill, a repair); returns people."""
+    conn.execute(consent_states.delete())
+    ids = list(conn.scalars(sa.select(consent_events.c.person_id).distinct().order_by(consent_events.c.person_id)))
+    refresh_states(conn, ids)
+    return len(ids)
 
 
 def load_events(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[ConsentEvent]]:
@@ -133,9 +190,10 @@ def move_events(conn: sa.Connection, from_id: int, to_id: int, *, ids: Sequence[
     stmt = consent_events.update().where(consent_events.c.person_id == from_id).values(person_id=to_id)
     if ids is None:
         conn.execute(stmt)
-        return
-    for start in range(0, len(ids), 5000):  # bounded bind variables per statement
-        conn.execute(stmt.where(consent_events.c.id.in_(ids[start : start + 5000])))
+    else:
+        for start in range(0, len(ids), CHUNK):  # bounded bind variables per statement
+            conn.execute(stmt.where(consent_events.c.id.in_(ids[start : start + CHUNK])))
+    refresh_states(conn, (from_id, to_id))
 
 
 def event_ids_of(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -160,6 +218,7 @@ def move_all_events(conn: sa.Connection, moves: Sequence[tuple[int, int]]) -> No
             .values(person_id=sa.bindparam("_to"))
         )
         conn.execute(stmt, [{"_from": a, "_to": b} for a, b in moves])
+        refresh_states(conn, {pid for pair in moves for pid in pair})
 
 
 def copy_opt_outs(conn: sa.Connection, from_id: int, to_id: int, *, since: dt.datetime) -> None:
@@ -174,6 +233,7 @@ def copy_opt_outs(conn: sa.Connection, from_id: int, to_id: int, *, since: dt.da
     copies = [{k: v for k, v in r.items() if k != "id"} | {"person_id": to_id} for r in rows]
     if copies:
         conn.execute(consent_events.insert(), copies)
+        refresh_states(conn, (to_id,))
 
 
 def person_history(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
@@ -184,11 +244,16 @@ def person_history(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
 
 def delete_batch_events(conn: sa.Connection, batch_id: int) -> None:
     """Remove what an import batch recorded (import-undo)."""
+    touched = list(
+        conn.scalars(sa.select(consent_events.c.person_id).where(consent_events.c.batch_id == batch_id).distinct())
+    )
     conn.execute(consent_events.delete().where(consent_events.c.batch_id == batch_id))
+    refresh_states(conn, touched)
 
 
 def delete_people_events(conn: sa.Connection, person_ids: sa.Select[tuple[int]]) -> None:
     """Remove the events of people about to be deleted; `person_ids` is a subquery, not a list (bind limits)."""
+    conn.execute(consent_states.delete().where(consent_states.c.person_id.in_(person_ids)))
     conn.execute(consent_events.delete().where(consent_events.c.person_id.in_(person_ids)))
 
 

@@ -147,6 +147,8 @@ def attempt(
     may have been accepted (it must be resumed or looked up instead: never a second send)."""
     if not _holds(row, token) or current_attempt_status in (*OPEN_ATTEMPT, *ACCEPTED_ATTEMPT):
         return None
+    if current_attempt_status == "failed" and plan_index == row.plan_index:
+        return None  # accepted, then reported failed (a bounce): this channel is done, only a later one may go
     if plan_index < row.plan_index or plan_index >= len(row.channels):
         return None
     values: dict[str, Any] = {"current_attempt_id": attempt_id, "plan_index": plan_index}
@@ -234,6 +236,20 @@ def resend(row: LedgerRow, now: dt.datetime) -> Change | None:
     if row.status is not Status.SENT_UNCONFIRMED:
         return None
     return Change(Status.QUEUED, {"available_at": now, "hold_reason": None})
+
+
+# Attempt statuses that prove the provider took nothing: a transient failure, or a refusal.
+NEVER_ACCEPTED = ("retry", "rejected")
+
+
+def retry_failed(row: LedgerRow, attempt_statuses: Sequence[str], now: dt.datetime) -> Change | None:
+    """An operator's "retry failed" (campaigns): a failed row goes back to the start of its plan, but only when
+    every attempt it made shows the provider accepted nothing. An attempt that was accepted, may have been
+    (submitting, unknown) or ended `failed` after a receipt (a bounce of an accepted message) refuses it, so
+    this can never give a second accepted send. The one transition that moves a settled row back: on purpose."""
+    if row.status is not Status.FAILED or any(s not in NEVER_ACCEPTED for s in attempt_statuses):
+        return None
+    return Change(Status.QUEUED, {"plan_index": 0, "retries": 0, "available_at": now, "last_error": None})
 
 
 def _holds(row: LedgerRow, token: int) -> bool:

@@ -26,6 +26,8 @@ REASON_KINDS: dict[str, str] = {
     "receipt": "Provider reported a failure",
     "plan_exhausted": "Every channel failed",
     "unconfirmed": "Sent, unconfirmed (no reply recorded)",
+    "paused": "Campaign paused",
+    "cancelled": "Campaign cancelled",
 }
 
 _QUIET: dict[str, str] = {
@@ -123,6 +125,8 @@ _SENTENCES: dict[str, Callable[[str], str]] = {
     "receipt": _receipt,
     "plan_exhausted": lambda rest: f"Every channel in the plan failed or was skipped ({rest}).",
     "unconfirmed": _unconfirmed,
+    "paused": lambda _: "Its campaign is paused: it goes out (at its planned time, or now) when the campaign resumes.",
+    "cancelled": lambda _: "Its campaign was cancelled: it will not be sent.",
 }
 
 
