@@ -25,6 +25,7 @@ from herald.web import (
     home_views,
     imports_views,
     messages_views,
+    templates_views,
     users_views,
 )
 from herald.web.deps import (
@@ -94,6 +95,7 @@ def mount_web(app: FastAPI, runtime: Runtime) -> None:
         app.include_router(module.router, include_in_schema=False)
     _mount_contact_pages(app)
     _mount_message_pages(app)
+    _mount_campaign_pages(app)
 
 
 def _mount_contact_pages(app: FastAPI) -> None:
@@ -113,3 +115,10 @@ def _mount_message_pages(app: FastAPI) -> None:
     # Read-only for every role (see messages_views); beside Contacts, since a message is always to a person.
     app.include_router(messages_views.router, include_in_schema=False)
     register_nav(app, NavItem("Messages", "/messages"), before="Imports")
+
+
+def _mount_campaign_pages(app: FastAPI) -> None:
+    # Writing templates and campaigns is marketing work: admins and marketers (see templates_views).
+    staff = frozenset({"admin", "marketer"})
+    app.include_router(templates_views.router, include_in_schema=False)
+    register_nav(app, NavItem("Templates", "/templates", staff), before="Imports")
