@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -17,11 +17,15 @@ from herald.consent.policy import (
     ConsentEvent,
     Verdict,
     can_contact,
+    consent_state,
 )
 from herald.core.errors import InvalidInputError
 from herald.db.bulk import bulk_insert
-from herald.db.consent_tables import consent_events
+from herald.db.consent_tables import consent_events, consent_states
 from herald.db.event_log import append_events
+
+# Bind variables per statement stay well below SQLite's limit.
+CHUNK = 5000
 
 # Consent changes the event log reports (tracking, journeys and scoring subscribe to them). Bounces and
 # complaints are reported by delivery, where they happen, with the message they belong to.
@@ -89,6 +93,38 @@ def record_events(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> Non
             if row["kind"] in LOGGED_KINDS
         ],
     )
+    refresh_states(conn, {cast(int, row["person_id"]) for row in rows})
+
+
+def refresh_states(conn: sa.Connection, person_ids: Iterable[int]) -> None:
+    """Rewrite the current-state rows of these people from their events, in the caller's transaction.
+
+    Every write to consent_events calls this, so `consent_states` is what `policy.consent_state` says
+    for the events committed with it: the fold is the policy's own function, not a second rule in SQL.
+    """
+    ids = sorted(set(person_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        events = load_events(conn, chunk)
+        conn.execute(consent_states.delete().where(consent_states.c.person_id.in_(chunk)))
+        rows = [
+            (person_id, channel, purpose, state)
+            for person_id, history in events.items()
+            if history
+            for channel in CHANNELS
+            for purpose in PURPOSES
+            if (state := consent_state(history, channel, purpose)[0]) != "unknown"
+        ]
+        if rows:
+            bulk_insert(conn, consent_states, ("person_id", "channel", "purpose", "state"), rows)
+
+
+def rebuild_states(conn: sa.Connection) -> int:
+    """Recompute every current-state row from the ledger (the migration's backfill, a repair); returns people."""
+    conn.execute(consent_states.delete())
+    ids = list(conn.scalars(sa.select(consent_events.c.person_id).distinct().order_by(consent_events.c.person_id)))
+    refresh_states(conn, ids)
+    return len(ids)
 
 
 def load_events(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[ConsentEvent]]:
@@ -133,9 +169,10 @@ def move_events(conn: sa.Connection, from_id: int, to_id: int, *, ids: Sequence[
     stmt = consent_events.update().where(consent_events.c.person_id == from_id).values(person_id=to_id)
     if ids is None:
         conn.execute(stmt)
-        return
-    for start in range(0, len(ids), 5000):  # bounded bind variables per statement
-        conn.execute(stmt.where(consent_events.c.id.in_(ids[start : start + 5000])))
+    else:
+        for start in range(0, len(ids), CHUNK):  # bounded bind variables per statement
+            conn.execute(stmt.where(consent_events.c.id.in_(ids[start : start + CHUNK])))
+    refresh_states(conn, (from_id, to_id))
 
 
 def event_ids_of(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -160,6 +197,7 @@ def move_all_events(conn: sa.Connection, moves: Sequence[tuple[int, int]]) -> No
             .values(person_id=sa.bindparam("_to"))
         )
         conn.execute(stmt, [{"_from": a, "_to": b} for a, b in moves])
+        refresh_states(conn, {pid for pair in moves for pid in pair})
 
 
 def copy_opt_outs(conn: sa.Connection, from_id: int, to_id: int, *, since: dt.datetime) -> None:
@@ -174,6 +212,7 @@ def copy_opt_outs(conn: sa.Connection, from_id: int, to_id: int, *, since: dt.da
     copies = [{k: v for k, v in r.items() if k != "id"} | {"person_id": to_id} for r in rows]
     if copies:
         conn.execute(consent_events.insert(), copies)
+        refresh_states(conn, (to_id,))
 
 
 def person_history(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
@@ -184,11 +223,16 @@ def person_history(conn: sa.Connection, person_id: int) -> list[dict[str, Any]]:
 
 def delete_batch_events(conn: sa.Connection, batch_id: int) -> None:
     """Remove what an import batch recorded (import-undo)."""
+    touched = list(
+        conn.scalars(sa.select(consent_events.c.person_id).where(consent_events.c.batch_id == batch_id).distinct())
+    )
     conn.execute(consent_events.delete().where(consent_events.c.batch_id == batch_id))
+    refresh_states(conn, touched)
 
 
 def delete_people_events(conn: sa.Connection, person_ids: sa.Select[tuple[int]]) -> None:
     """Remove the events of people about to be deleted; `person_ids` is a subquery, not a list (bind limits)."""
+    conn.execute(consent_states.delete().where(consent_states.c.person_id.in_(person_ids)))
     conn.execute(consent_events.delete().where(consent_events.c.person_id.in_(person_ids)))
 
 

@@ -22,3 +22,19 @@ consent_events = sa.Table(
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
 )
+
+
+# The current verdict per person × channel × purpose, folded from consent_events by consent/policy.py's
+# rule and rewritten in the same transaction as every write to consent_events (consent/ledger.py), so a
+# segment can count "subscribed on e-mail" over a million people without replaying the ledger. No row
+# means no event applies: the state is "unknown".
+consent_states = sa.Table(
+    "consent_states",
+    metadata,
+    sa.Column("person_id", sa.BigInteger, sa.ForeignKey("people.id"), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("purpose", sa.String(16), primary_key=True),  # marketing | transactional (never "all")
+    sa.Column("state", sa.String(16), nullable=False),  # subscribed | unsubscribed | bounced | complained | suppressed
+    # What the segment count reads: an index-only scan of one channel × purpose × state.
+    sa.Index("ix_consent_states_lookup", "channel", "purpose", "state", "person_id"),
+)

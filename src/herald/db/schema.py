@@ -11,6 +11,7 @@ from herald.db import (
     delivery_tables,  # noqa: F401
     event_tables,  # noqa: F401
     job_tables,  # noqa: F401
+    segments_tables,  # noqa: F401
     tables,
     templates_tables,  # noqa: F401
 )
