@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,3 +127,47 @@ def tombstoned(conn: sa.Connection, hashes: Iterable[str]) -> set[str]:
 
 def update_person(conn: sa.Connection, person_id: int, values: dict[str, Any], now: dt.datetime) -> None:
     conn.execute(people.update().where(people.c.id == person_id).values(**values, updated_at=now))
+
+
+# What the delivery planner reads of a person (planner.Recipient.fields), in this order.
+PLANNING_FIELDS = ("first_name", "last_name", "company", "country", "locale", "timezone", "attributes")
+# Ids per statement on the bulk read paths: well under SQLite's bind-variable limit on any build.
+PLANNING_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningProfile:
+    """One active person as the planner sees them: fields, e-mail values and E.164 phone keys, oldest first."""
+
+    person_id: int
+    fields: dict[str, Any]
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+
+
+def people_for_planning(conn: sa.Connection, ids: Iterable[int]) -> dict[int, PlanningProfile]:
+    """The active people among `ids` with their addresses: two queries per 900 ids, read on the driver.
+
+    A campaign plans 100,000 people; SQLAlchemy's per-value result processing would cost more than the
+    queries. Merged, erased or unknown ids are left out: nobody plans a message to them.
+    """
+    wanted = sorted(set(ids))
+    sqlite = conn.dialect.name == "sqlite"
+    fields: dict[int, dict[str, Any]] = {}
+    addresses: dict[int, tuple[list[str], list[str]]] = {}
+    for start in range(0, len(wanted), PLANNING_CHUNK):
+        part = wanted[start : start + PLANNING_CHUNK]
+        where, params = (f"IN ({', '.join('?' * len(part))})", tuple(part)) if sqlite else ("= ANY(%s)", (part,))
+        sql = f"SELECT id, {', '.join(PLANNING_FIELDS)} FROM people WHERE status = 'active' AND id {where}"  # noqa: S608 - our own names
+        for pid, *values in conn.exec_driver_sql(sql, params):
+            row = dict(zip(PLANNING_FIELDS, values, strict=True))
+            if sqlite:  # PostgreSQL's driver decodes JSON itself; SQLite stores it as text
+                row["attributes"] = json.loads(row["attributes"]) if row["attributes"] else {}
+            fields[pid] = row
+            addresses[pid] = ([], [])
+        sql = f"SELECT person_id, kind, value, key FROM identifiers WHERE person_id {where} ORDER BY id"  # noqa: S608
+        for pid, kind, value, key in conn.exec_driver_sql(sql, params):
+            if pid in addresses and kind in ("email", "phone"):
+                emails, phones = addresses[pid]
+                (emails if kind == "email" else phones).append(value if kind == "email" else key)
+    return {pid: PlanningProfile(pid, row, *map(tuple, addresses[pid])) for pid, row in fields.items()}

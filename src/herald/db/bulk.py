@@ -18,6 +18,9 @@ from psycopg.types.json import Jsonb
 
 from herald.db.types import UTCDateTime
 
+# Bind variables per statement: under SQLite's default limit (32,766 since 3.32) and PostgreSQL's 65,535.
+MAX_BINDS = 30_000
+
 # Below this many rows an executemany is as quick as setting up a COPY.
 COPY_FROM = 50
 
@@ -65,22 +68,62 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str], ro
         return
     dialect = conn.dialect.name
     mark = "?" if dialect == "sqlite" else "%s"
-    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-    converters = [(i, f) for i, c in enumerate(columns) if (f := _converter(table.c[c], dialect)) is not None]
-    if converters:
-        converted = []
-        for row in rows:
-            values = list(row)
-            for i, convert in converters:
-                if values[i] is not None:
-                    values[i] = convert(values[i])
-            converted.append(tuple(values))
-        rows = converted
+    quoted = _quoted(conn, columns)
+    rows = _convert(conn, table, columns, rows)
     if dialect == "postgresql" and len(rows) >= COPY_FROM:
         _copy(conn, f"COPY {table.name} ({quoted}) FROM STDIN", rows)
         return
     sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join(mark for _ in columns)})"  # noqa: S608 - names come from our own tables
     conn.exec_driver_sql(sql, list(rows))
+
+
+def insert_returning(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: Sequence[str],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """Multi-row `INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING …` (both engines speak it), one
+    statement per slice of rows small enough for any bind-variable limit. Returns the inserted rows' `returning`
+    values, in no promised order (match them on a key); rows that hit the conflict return nothing."""
+    if not rows:
+        return []
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    per_statement = max(1, MAX_BINDS // len(columns))
+    one = f"({', '.join(mark for _ in columns)})"
+    head = f"INSERT INTO {table.name} ({_quoted(conn, columns)}) VALUES "  # noqa: S608 - names come from our own tables
+    tail = f" ON CONFLICT ({_quoted(conn, conflict)}) DO NOTHING RETURNING {_quoted(conn, returning)}"
+    converted = _convert(conn, table, columns, rows)
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(converted), per_statement):
+        part = converted[start : start + per_statement]
+        params = [value for row in part for value in row]
+        out.extend(tuple(r) for r in conn.exec_driver_sql(head + ", ".join(one for _ in part) + tail, tuple(params)))
+    return out
+
+
+def _quoted(conn: sa.Connection, columns: Sequence[str]) -> str:
+    return ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+
+
+def _convert(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> Sequence[Sequence[Any]]:
+    dialect = conn.dialect.name
+    converters = [(i, f) for i, c in enumerate(columns) if (f := _converter(table.c[c], dialect)) is not None]
+    if not converters:
+        return rows
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
+            if values[i] is not None:
+                values[i] = convert(values[i])
+        converted.append(tuple(values))
+    return converted
 
 
 def _copy(conn: sa.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -6,6 +6,7 @@ from herald.db import (
     apikeys_tables,  # noqa: F401
     auth_tables,  # noqa: F401
     backup_tables,  # noqa: F401
+    campaigns_tables,  # noqa: F401
     consent_tables,  # noqa: F401
     contacts_tables,  # noqa: F401
     delivery_tables,  # noqa: F401

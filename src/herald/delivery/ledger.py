@@ -208,6 +208,20 @@ def reconcile(
     return Change(Status.UNKNOWN, {"available_at": retry_at, "last_error": note})
 
 
+# Attempt statuses that prove the provider took nothing: a transient failure, or a refusal.
+NEVER_ACCEPTED = ("retry", "rejected")
+
+
+def retry_failed(row: LedgerRow, attempt_statuses: Sequence[str], now: dt.datetime) -> Change | None:
+    """An operator's "retry failed" (campaigns): a failed row goes back to the start of its plan, but only when
+    every attempt it made shows the provider accepted nothing. An attempt that was accepted, may have been
+    (submitting, unknown) or ended `failed` after a receipt (a bounce of an accepted message) refuses it, so
+    this can never give a second accepted send. The one transition that moves a settled row back: on purpose."""
+    if row.status is not Status.FAILED or any(s not in NEVER_ACCEPTED for s in attempt_statuses):
+        return None
+    return Change(Status.QUEUED, {"plan_index": 0, "retries": 0, "available_at": now, "last_error": None})
+
+
 def _holds(row: LedgerRow, token: int) -> bool:
     return row.status is Status.SENDING and row.lease_token == token
 
@@ -268,9 +282,9 @@ class Completion:
     attempt_values: Mapping[str, Any] = field(default_factory=dict)
 
 
-def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enqueued:
-    """Insert the ledger row in the caller's transaction; an existing (person, key) row wins and is returned."""
-    values = {
+def row_values(message: NewMessage, now: dt.datetime) -> dict[str, Any]:
+    """The `messages` row a NewMessage becomes (enqueue and the bulk path in bulk_plan write the same)."""
+    return {
         "person_id": message.person_id,
         "message_key": message.message_key,
         "message_class": message.message_class,
@@ -295,9 +309,13 @@ def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enque
         "created_at": now,
         "updated_at": now,
     }
+
+
+def enqueue(conn: sa.Connection, message: NewMessage, now: dt.datetime) -> Enqueued:
+    """Insert the ledger row in the caller's transaction; an existing (person, key) row wins and is returned."""
     statement = (
         dialect_insert(conn, messages)
-        .values(values)
+        .values(row_values(message, now))
         .on_conflict_do_nothing(index_elements=["person_id", "message_key"])
         .returning(messages.c.id)
     )

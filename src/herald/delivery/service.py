@@ -11,28 +11,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from herald.consent.ledger import load_events
 from herald.contacts.phone_lookup import phone_owner
 from herald.contacts.service import ContactInput, resolve_contact
-from herald.contacts.store import get_person, identifiers_of
+from herald.contacts.store import get_person
 from herald.core.channels import CHANNELS, MESSAGE_CLASSES, PARTS, MessageClass
 from herald.core.errors import ConflictError, HeraldError, InvalidInputError
-from herald.db.delivery_tables import idempotency_keys, messages
+from herald.db.delivery_tables import idempotency_keys
 from herald.db.engine import dialect_insert
 from herald.db.runtime import Runtime, instance_secret
 from herald.delivery import breaker, ledger
+from herald.delivery.bulk_plan import load_recipients, plan_rules, recent_sends
 from herald.delivery.planner import (
     Content,
     PlannedMessage,
-    Recipient,
     Request,
-    Rules,
     Skip,
     plan_message,
 )
 from herald.delivery.settings import DeliverySettings, delivery_settings
-from herald.delivery.worker import quiet_policy
-from herald.schedule.caps import SendRecord
 from herald.templates.render import TemplateSpec, compile_template
 from herald.templates.store import load_template
 
@@ -214,21 +210,6 @@ def _resolve_recipient(
     return person_id
 
 
-def _recipient(conn: sa.Connection, person_id: int) -> Recipient:
-    person = get_person(conn, person_id)
-    idents = identifiers_of(conn, person_id)
-    fields = {
-        k: person[k] for k in ("first_name", "last_name", "company", "country", "locale", "timezone", "attributes")
-    }
-    return Recipient(
-        person_id=person_id,
-        fields=fields,
-        emails=tuple(i["value"] for i in idents if i["kind"] == "email"),
-        phones=tuple(i["key"] for i in idents if i["kind"] == "phone"),
-        consent=tuple(load_events(conn, [person_id])[person_id]),
-    )
-
-
 def _plan(
     conn: sa.Connection,
     runtime: Runtime,
@@ -237,37 +218,14 @@ def _plan(
     delivery: DeliverySettings,
     now: dt.datetime,
 ) -> tuple[PlannedMessage | Skip, int | None]:
-    rules = Rules(
-        quiet_hours=quiet_policy(delivery, runtime.settings.default_region),
-        account_zone=delivery.default_timezone,
-        caps=delivery.cap_rules(),
-    )
-    recipient = _recipient(conn, person_id)
+    rules = plan_rules(runtime, delivery)
+    recipient = load_recipients(conn, [person_id])[person_id]
     template = load_template(conn, request.template_id, request.template_version) if request.template_id else None
-    recent = _recent_sends(conn, person_id, now) if rules.caps else ()
+    recent = recent_sends(conn, [person_id], now)[person_id] if rules.caps else ()
     content = Content(template=template, inline=request.content, variables=request.variables)
     plan_request = Request(MessageClass(request.message_class), tuple(request.channels), now, request.not_before)
     version = template.version if template is not None else None
     return plan_message(plan_request, recipient, content, rules, recent), version
-
-
-def _recent_sends(conn: sa.Connection, person_id: int, now: dt.datetime) -> list[SendRecord]:
-    query = sa.select(
-        messages.c.channels,
-        messages.c.plan_index,
-        messages.c.message_class,
-        messages.c.sent_at,
-        messages.c.available_at,
-        messages.c.status,
-        messages.c.releasable,
-    ).where(messages.c.person_id == person_id, messages.c.status != "failed")
-    records = []
-    for row in conn.execute(query).mappings():
-        if row["status"] == "held" and not row["releasable"]:
-            continue
-        at = row["sent_at"] or row["available_at"]
-        records.append(SendRecord(row["channels"][row["plan_index"]], row["message_class"], at))
-    return records
 
 
 def _new_message(

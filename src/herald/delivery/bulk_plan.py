@@ -1,0 +1,154 @@
+"""Bulk planning: the rules, recipients, recent sends and ledger inserts for thousands of messages at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+
+import sqlalchemy as sa
+
+from herald.consent.ledger import load_events
+from herald.contacts.store import people_for_planning
+from herald.db.bulk import insert_returning
+from herald.db.delivery_tables import messages
+from herald.db.runtime import Runtime
+from herald.delivery import ledger
+from herald.delivery.decide import quiet_policy
+from herald.delivery.planner import Recipient, Rules
+from herald.delivery.settings import DeliverySettings, delivery_settings
+from herald.schedule.caps import SendRecord
+
+# Ids (or keys) per IN list: far under SQLite's bind-variable limit, few enough round trips per 100,000.
+CHUNK = 900
+
+# Every column enqueue writes, in one fixed order (the multi-row VALUES lists follow it).
+_COLUMNS = (
+    "person_id",
+    "message_key",
+    "message_class",
+    "status",
+    "status_rank",
+    "hold_reason",
+    "releasable",
+    "channels",
+    "plan_index",
+    "skips",
+    "addresses",
+    "content",
+    "template_id",
+    "template_version",
+    "zones",
+    "zone_source",
+    "quiet_zone",
+    "quiet_window",
+    "variables",
+    "campaign_id",
+    "available_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def plan_rules(runtime: Runtime, delivery: DeliverySettings | None = None) -> Rules:
+    """The planner's rules for this process: quiet hours, the account's zone and the frequency caps."""
+    delivery = delivery or delivery_settings(runtime)
+    return Rules(
+        quiet_hours=quiet_policy(delivery, runtime.settings.default_region),
+        account_zone=delivery.default_timezone,
+        caps=delivery.cap_rules(),
+    )
+
+
+def chunks(values: Iterable[int], size: int = CHUNK) -> Iterator[list[int]]:
+    """Distinct values in slices of `size`, in first-seen order."""
+    distinct = list(dict.fromkeys(values))
+    for start in range(0, len(distinct), size):
+        yield distinct[start : start + size]
+
+
+def load_recipients(conn: sa.Connection, person_ids: Sequence[int]) -> dict[int, Recipient]:
+    """What the planner needs of each active person (fields, addresses, consent events): three queries per
+    900 people, none per person. Merged, erased and unknown ids are absent from the result."""
+    out: dict[int, Recipient] = {}
+    for part in chunks(person_ids):
+        profiles = people_for_planning(conn, part)
+        events = load_events(conn, list(profiles))
+        for pid, profile in profiles.items():
+            out[pid] = Recipient(
+                person_id=pid,
+                fields=profile.fields,
+                emails=profile.emails,
+                phones=profile.phones,
+                consent=tuple(events.get(pid, ())),
+            )
+    return out
+
+
+def recent_sends(
+    conn: sa.Connection, person_ids: Sequence[int], now: dt.datetime, *, window: dt.timedelta | None = None
+) -> dict[int, list[SendRecord]]:
+    """Each person's sends that count against frequency caps, across every campaign and API send: rows not
+    failed and not held for good, stamped with their send time (or planned time). `window`: only those after
+    `now - window` (the longest cap's window; planned sends in the future always count)."""
+    c = messages.c
+    at = sa.func.coalesce(c.sent_at, c.available_at)
+    out: dict[int, list[SendRecord]] = {pid: [] for pid in dict.fromkeys(person_ids)}
+    for part in chunks(person_ids):
+        query = sa.select(c.person_id, c.channels, c.plan_index, c.message_class, c.sent_at, c.available_at).where(
+            c.person_id.in_(part),
+            c.status != ledger.Status.FAILED.value,
+            # A hold that never ends by itself (no consent, missing variable, …) will not be sent.
+            sa.or_(c.status != ledger.Status.HELD.value, c.releasable.is_(True)),
+        )
+        if window is not None:
+            query = query.where(at > now - window)
+        for pid, channels, plan_index, message_class, sent_at, available_at in conn.execute(query):
+            out[pid].append(SendRecord(channels[plan_index], message_class, sent_at or available_at))
+    return out
+
+
+def enqueue_many(conn: sa.Connection, rows: Sequence[ledger.NewMessage], now: dt.datetime) -> list[ledger.Enqueued]:
+    """Insert many ledger rows in the caller's transaction; the same as `ledger.enqueue` for each, in order.
+
+    One multi-row `INSERT … ON CONFLICT (person_id, message_key) DO NOTHING RETURNING` per slice, then one
+    look-up per 900 keys that were already taken (`created=False` with the existing id). The same (person,
+    key) twice in `rows` is one row: the first occurrence inserts it, the later ones report it as existing.
+    """
+    first: dict[tuple[int, str], int] = {}  # (person, key) → index of its first occurrence
+    values = []
+    for index, row in enumerate(rows):
+        pair = (row.person_id, row.message_key)
+        if pair in first:
+            continue
+        first[pair] = index
+        record = ledger.row_values(row, now)
+        values.append(tuple(record[c] for c in _COLUMNS))
+    inserted = insert_returning(
+        conn,
+        messages,
+        _COLUMNS,
+        values,
+        conflict=("person_id", "message_key"),
+        returning=("id", "person_id", "message_key"),
+    )
+    created = {(int(pid), str(key)): int(mid) for mid, pid, key in inserted}
+    existing = _existing_ids(conn, [pair for pair in first if pair not in created])
+    out = []
+    for index, row in enumerate(rows):
+        pair = (row.person_id, row.message_key)
+        if pair in created and first[pair] == index:
+            out.append(ledger.Enqueued(created[pair], created=True))
+        else:
+            out.append(ledger.Enqueued(created.get(pair) or existing[pair], created=False))
+    return out
+
+
+def _existing_ids(conn: sa.Connection, pairs: Sequence[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    c = messages.c
+    found: dict[tuple[int, str], int] = {}
+    for start in range(0, len(pairs), CHUNK // 2):  # two bind variables per pair
+        part = pairs[start : start + CHUNK // 2]
+        query = sa.select(c.id, c.person_id, c.message_key).where(sa.tuple_(c.person_id, c.message_key).in_(part))
+        for mid, pid, key in conn.execute(query):
+            found[(int(pid), str(key))] = int(mid)
+    return found
