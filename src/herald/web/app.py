@@ -19,6 +19,7 @@ from herald.web import (
     account_views,
     audit_views,
     auth_views,
+    campaigns_views,
     contacts_views,
     data_views,
     duplicates_views,
@@ -120,5 +121,7 @@ def _mount_message_pages(app: FastAPI) -> None:
 def _mount_campaign_pages(app: FastAPI) -> None:
     # Writing templates and campaigns is marketing work: admins and marketers (see templates_views).
     staff = frozenset({"admin", "marketer"})
-    app.include_router(templates_views.router, include_in_schema=False)
+    for module in (campaigns_views, templates_views):
+        app.include_router(module.router, include_in_schema=False)
+    register_nav(app, NavItem("Campaigns", "/campaigns", staff), before="Imports")
     register_nav(app, NavItem("Templates", "/templates", staff), before="Imports")
