@@ -458,13 +458,15 @@ def _controls(status: str, progress: dict[str, Any] | None) -> list[dict[str, st
     """The buttons a campaign in this state offers (the service refuses the rest anyway)."""
     actions: list[str] = []
     if status in ("launching", "running"):
-        actions += ["pause", "cancel"]
+        actions.append("pause")
     elif status == "paused":
-        actions += ["resume", "cancel"]
+        actions.append("resume")
     if status in ("running", "paused", "finished") and progress is not None:
         if progress["raw"].by_status.get("failed", 0):
             actions.append("retry-failed")
         actions.append("newcomers")
+    if status in ("launching", "running", "paused"):
+        actions.append("cancel")  # last: the one that cannot be undone sits apart
     labels = {
         "pause": "Pause",
         "resume": "Resume",
@@ -545,14 +547,16 @@ def _live(request: Request, campaign: campaigns.Campaign, held_page: int) -> dic
 
 
 @router.get("/{campaign_id}/progress")
-def progress_fragment(request: Request, signed_in: StaffDep, campaign_id: Id) -> Response:
-    """The live progress panel htmx polls until nothing is left to move by itself."""
+def progress_fragment(
+    request: Request, signed_in: StaffDep, campaign_id: Id, page: Annotated[Id, Query(le=1_000_000)] = 1
+) -> Response:
+    """The live panel htmx polls (progress, controls, held recipients) until nothing moves by itself."""
     try:
         campaign = campaigns.get_campaign(get_runtime(request).engine, campaign_id)
     except HeraldError:
         return _not_found(request, f"There is no campaign {campaign_id}.")
-    context = {"campaign": campaign, "badge": _badge(campaign.status)} | _live(request, campaign, 1)
-    return render(request, "_campaign_progress.html", context)
+    context = {"campaign": campaign, "badge": _badge(campaign.status), "channel_labels": CHANNEL_LABELS}
+    return render(request, "_campaign_progress.html", context | _live(request, campaign, page))
 
 
 @router.get("/{campaign_id}/simulation")
