@@ -13,7 +13,7 @@ from herald.api.body_limit import BodyLimitMiddleware
 from herald.api.deps import require_api_key
 from herald.api.docs import mount_docs
 from herald.api.errors import COMMON_ERROR_STATUSES, error_response, error_responses, install_error_handlers
-from herald.api.routes import backups, contacts, duplicates, imports, jobs, messages, templates
+from herald.api.routes import backups, campaigns, contacts, duplicates, imports, jobs, messages, templates
 from herald.db.runtime import Runtime
 from herald.web.app import mount_web
 from herald.worker.loop import run_worker
@@ -56,6 +56,7 @@ def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     api = APIRouter(
         prefix="/api", dependencies=[Depends(require_api_key)], responses=error_responses(*COMMON_ERROR_STATUSES)
     )
+    api.include_router(campaigns.router)
     api.include_router(contacts.router)
     api.include_router(duplicates.router)
     api.include_router(imports.router)

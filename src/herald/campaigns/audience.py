@@ -23,12 +23,12 @@ def segment_definition(conn: sa.Connection, segment_id: int) -> Mapping[str, Any
 
 
 def definition_json(definition: Definition) -> Mapping[str, Any]:
-    return definition.to_json()
+    return definition.as_data()
 
 
-def live_select(definition: Mapping[str, Any]) -> sa.Select[tuple[int]]:
-    """The people matching a (JSON) definition now: one `person_id` column."""
-    return audience_select(parse_definition(definition))
+def live_select(definition: Mapping[str, Any], now: dt.datetime) -> sa.Select[tuple[int]]:
+    """The people matching a (JSON) definition at `now`: one `person_id` column."""
+    return audience_select(parse_definition(definition), now=now)
 
 
 def freeze(
@@ -38,7 +38,7 @@ def freeze(
 
     Set-based (one statement whatever the size); ON CONFLICT DO NOTHING keeps each person once, so a person the
     segment matches twice, or who is already in the set, is not added again."""
-    matching = live_select(definition).subquery()
+    matching = live_select(definition, now).subquery()
     source = sa.select(
         sa.literal(campaign_id, sa.BigInteger),
         matching.c.person_id,
@@ -90,14 +90,10 @@ def frozen_page(conn: sa.Connection, campaign_id: int, *, offset: int, limit: in
     return [int(pid) for pid in conn.execute(query).scalars()]
 
 
-def live_page(conn: sa.Connection, definition: Mapping[str, Any], *, offset: int, limit: int) -> list[int]:
-    """People matching the definition now, by id, one slice (duplicates in the match counted once)."""
-    matching = live_select(definition).subquery()
-    query = (
-        sa.select(matching.c.person_id)
-        .distinct()
-        .order_by(matching.c.person_id)
-        .offset(offset)
-        .limit(limit)
-    )
+def live_page(
+    conn: sa.Connection, definition: Mapping[str, Any], now: dt.datetime, *, offset: int, limit: int
+) -> list[int]:
+    """People matching the definition at `now`, by id, one slice (duplicates in the match counted once)."""
+    matching = live_select(definition, now).subquery()
+    query = sa.select(matching.c.person_id).distinct().order_by(matching.c.person_id).offset(offset).limit(limit)
     return [int(pid) for pid in conn.execute(query).scalars()]

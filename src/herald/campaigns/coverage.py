@@ -86,6 +86,7 @@ EXAMPLES = 5
 def campaign_coverage(runtime: Runtime, campaign_id: int) -> Coverage:
     """Run the template's variable checks over the audience (the segment now for a draft, the frozen set after
     launch) in chunks, without rendering: per variable who lacks it, and whether they get a fallback or wait."""
+    now = runtime.clock.now()
     with read_connection(runtime.engine) as conn:
         campaign = store.load(conn, campaign_id)
         template = load_template(conn, campaign.template_id, campaign.template_version)
@@ -102,15 +103,13 @@ def campaign_coverage(runtime: Runtime, campaign_id: int) -> Coverage:
             ids = (
                 audience.frozen_page(conn, campaign_id, offset=offset, limit=CHUNK)
                 if frozen
-                else audience.live_page(conn, definition, offset=offset, limit=CHUNK)
+                else audience.live_page(conn, definition, now, offset=offset, limit=CHUNK)
             )
             if not ids:
                 break
             offset += len(ids)
             recipients = bulk_plan.load_recipients(conn, ids)
-            report = coverage_report(
-                needs, ((str(pid), template_values(r, {})) for pid, r in recipients.items())
-            )
+            report = coverage_report(needs, ((str(pid), template_values(r, {})) for pid, r in recipients.items()))
             total += report.total
             held += report.held
             missing.update(report.missing_counts)
@@ -120,16 +119,20 @@ def campaign_coverage(runtime: Runtime, campaign_id: int) -> Coverage:
                     found = examples.setdefault(path, [])
                     if len(found) < EXAMPLES:
                         found.append(int(person))
-    variables = tuple(
-        VariableCoverage(
-            variable=path,
-            required=path in needs.required,
-            fallback=needs.fallbacks.get(path),
-            missing=missing.get(path, 0),
-            fallback_used=fallback.get(path, 0),
+    variables = (
+        tuple(
+            VariableCoverage(
+                variable=path,
+                required=path in needs.required,
+                fallback=needs.fallbacks.get(path),
+                missing=missing.get(path, 0),
+                fallback_used=fallback.get(path, 0),
+            )
+            for path in sorted(needs.variables)
         )
-        for path in sorted(needs.variables)
-    ) if needs is not None else ()
+        if needs is not None
+        else ()
+    )
     return Coverage(
         campaign_id=campaign_id,
         template_id=template.id,

@@ -86,7 +86,9 @@ def start_newcomers(uow: UnitOfWork, campaign_id: int) -> int:
         uow.conn, campaign_id, CampaignStatus.LAUNCHING, uow.now, job_id=job_id, batch=batch,
         planned_through=0, planned_count=0, finished_at=None,
     )  # fmt: skip
-    uow.audit("campaign.newcomers", target="campaign", target_id=campaign_id, details={"job_id": job_id, "batch": batch})
+    uow.audit(
+        "campaign.newcomers", target="campaign", target_id=campaign_id, details={"job_id": job_id, "batch": batch}
+    )
     return job_id
 
 
@@ -125,6 +127,7 @@ def run_launch(job: JobRun) -> Mapping[str, Any]:
         if row["status"] != CampaignStatus.LAUNCHING or int(row["batch"]) != batch:
             return {"campaign_id": campaign_id, "stopped": row["status"]}
         total = _freeze_once(uow, row, batch)
+        job.checkpoint(uow.conn, int(row["planned_count"]), total)
     planned = int(row["planned_count"])
     while True:
         with unit_of_work(runtime.engine, runtime.clock, actor) as uow:

@@ -93,7 +93,9 @@ def parse_schedule(data: Mapping[str, Any] | None) -> Schedule:
         raise _bad("schedule.kind is now, at or local_time", "schedule.kind")
     spread = data.get("spread_minutes", 0) or 0
     if isinstance(spread, bool) or not isinstance(spread, int) or not 0 <= spread <= MAX_SPREAD_MINUTES:
-        raise _bad(f"schedule.spread_minutes is a whole number from 0 to {MAX_SPREAD_MINUTES}", "schedule.spread_minutes")
+        raise _bad(
+            f"schedule.spread_minutes is a whole number from 0 to {MAX_SPREAD_MINUTES}", "schedule.spread_minutes"
+        )
     if kind == "now":
         return Schedule("now", spread_minutes=spread)
     if kind == "at":
@@ -107,8 +109,10 @@ def _instant(value: Any) -> dt.datetime:
     else:
         try:
             parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad("schedule.at is an ISO 8601 instant with its zone, e.g. 2026-12-24T09:00:00Z", "schedule.at")
+        except ValueError as exc:
+            raise _bad(
+                "schedule.at is an ISO 8601 instant with its zone, e.g. 2026-12-24T09:00:00Z", "schedule.at"
+            ) from exc
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise _bad("schedule.at needs a time zone (e.g. 2026-12-24T09:00:00Z)", "schedule.at")
     return parsed.astimezone(dt.UTC)
@@ -117,8 +121,8 @@ def _instant(value: Any) -> dt.datetime:
 def _date(value: Any) -> dt.date:
     try:
         return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise _bad("schedule.date is a date, e.g. 2026-12-24", "schedule.date")
+    except ValueError as exc:
+        raise _bad("schedule.date is a date, e.g. 2026-12-24", "schedule.date") from exc
 
 
 def _time(value: Any) -> dt.time:
@@ -130,8 +134,8 @@ def _time(value: Any) -> dt.time:
         if len(hours) != 2 or len(minutes) != 2:
             raise ValueError(text)
         return dt.time(int(hours), int(minutes))
-    except ValueError:
-        raise _bad("schedule.time is HH:MM (24-hour local time), e.g. 09:30", "schedule.time")
+    except ValueError as exc:
+        raise _bad("schedule.time is HH:MM (24-hour local time), e.g. 09:30", "schedule.time") from exc
 
 
 def check_channels(channels: Sequence[str]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -107,7 +108,7 @@ def plan_person(
 
 def _row(planning: Planning, recipient: Recipient, planned: PlannedMessage | Skip, now: dt.datetime) -> NewMessage:
     campaign = planning.campaign
-    common = {
+    common: dict[str, Any] = {
         "person_id": recipient.person_id,
         "message_key": campaign.message_key,
         "message_class": campaign.message_class,

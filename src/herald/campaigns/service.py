@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from herald.campaigns import controls, coverage, launch, progress, simulate, store
 from herald.campaigns.coverage import Coverage
 from herald.campaigns.model import (
+    STATUSES,
     Campaign,
     CampaignStateError,
     CampaignStatus,
@@ -53,7 +54,16 @@ __all__ = [
     "update_campaign",
 ]
 
-EDITABLE = ("name", "template_id", "template_version", "segment_id", "channels", "message_class", "schedule", "send_rate")
+EDITABLE = (
+    "name",
+    "template_id",
+    "template_version",
+    "segment_id",
+    "channels",
+    "message_class",
+    "schedule",
+    "send_rate",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,8 @@ def list_campaigns(
     engine: sa.Engine, *, status: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Campaign], int]:
     """Campaigns newest first (one page) and how many there are in all."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInputError(f"status is one of {', '.join(STATUSES)}", field="status")
     with engine.connect() as conn:
         return store.list_rows(conn, status=status, limit=limit, offset=offset), store.count_rows(conn, status=status)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from herald.schedule.timezones import ZoneResolution, load_zone
 from herald.templates.store import load_template
 
 MAX_PER_PAGE = 1000
+GUESSED = ("account_default", "unknown")  # no zone of the person's own: the account's (else UTC) stands in
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ def simulate_campaign(runtime: Runtime, campaign_id: int, *, page: int, per_page
             ids = (
                 audience.frozen_page(conn, campaign_id, offset=offset, limit=launch.CHUNK)
                 if frozen
-                else audience.live_page(conn, definition, offset=offset, limit=launch.CHUNK)
+                else audience.live_page(conn, definition, now, offset=offset, limit=launch.CHUNK)
             )
             if not ids:
                 break
@@ -160,7 +161,7 @@ class _Tally:
             self.by_reason[reason_kind(row.reason)] += 1
         if row.channel and (row.outcome == "send" or row.quiet_until or row.reason == "capped_hold"):
             self.by_channel[row.channel] += 1
-        if row.zone_source == "unknown" and row.outcome != "skip":
+        if row.zone_source in GUESSED and row.outcome != "skip":
             self.unknown_zone += 1
 
 
@@ -168,30 +169,28 @@ def _notes(planning: Planning, tally: _Tally) -> tuple[str, ...]:
     notes = []
     if tally.unknown_zone:
         zone = planning.rules.account_zone or "UTC"
-        notes.append(f"{tally.unknown_zone:,} recipient(s) have no known time zone: {zone} (the account zone) is used.")
-    if planning.campaign.schedule.kind == "at" and planning.campaign.schedule.at is not None:
-        if planning.campaign.schedule.at < planning.start:
-            notes.append("The scheduled instant has passed: messages would go now.")
+        notes.append(f"{tally.unknown_zone:,} recipient(s) have no known time zone: {zone} (the account zone) used.")
+    at = planning.campaign.schedule.at
+    if planning.campaign.schedule.kind == "at" and at is not None and at < planning.start:
+        notes.append("The scheduled instant has passed: messages would go now.")
     return tuple(notes)
 
 
 def _row(plan: PersonPlan, planning: Planning, *, duplicate: bool) -> SimulatedRow:
     recipient = plan.recipient
-    name = " ".join(str(recipient.fields.get(k) or "") for k in ("first_name", "last_name")).strip() if recipient else ""
+    name = (
+        " ".join(str(recipient.fields.get(k) or "") for k in ("first_name", "last_name")).strip() if recipient else ""
+    )
     if duplicate:
-        return SimulatedRow(plan.person_id, name, "duplicate", None, "duplicate",
-                            "Already has this campaign's message: nothing new is planned.", None, None, None, None,
-                            "unknown")  # fmt: skip
+        return _unplanned(plan, name, "duplicate", None, "duplicate", "Already has this campaign's message.")
     planned = plan.planned
     if planned is None:
-        return SimulatedRow(plan.person_id, name, "skip", None, NOT_ACTIVE,
-                            "No longer an active contact (merged or erased).", None, None, None, None, "unknown")  # fmt: skip
+        return _unplanned(plan, name, "skip", None, NOT_ACTIVE, "No longer an active contact (merged or erased).")
     if isinstance(planned, Skip):
-        return SimulatedRow(plan.person_id, name, "skip", "held", planned.reason, _skip_text(planned), None, None,
-                            None, None, "unknown")  # fmt: skip
+        return _unplanned(plan, name, "skip", "held", planned.reason, _skip_text(planned))
     zone = start_zone(ZoneResolution(tuple(planned.zones), planned.zone_source, False), planning.rules)  # type: ignore[arg-type]
     local = planned.available_at.astimezone(load_zone(zone))
-    note = f"time zone unknown: {zone} used" if planned.zone_source == "unknown" else None
+    note = f"time zone unknown: {zone} (the account zone) used" if planned.zone_source in GUESSED else None
     quiet_until = planned.available_at if planned.hold_reason == "quiet_hours" else None
     reason = planned.hold_reason
     text = describe_reason(reason)
@@ -212,6 +211,10 @@ def _row(plan: PersonPlan, planning: Planning, *, duplicate: bool) -> SimulatedR
         zone_note=note,
         quiet_until=quiet_until,
     )
+
+
+def _unplanned(plan: PersonPlan, name: str, outcome: str, status: str | None, reason: str, text: str) -> SimulatedRow:
+    return SimulatedRow(plan.person_id, name, outcome, status, reason, text, None, None, None, None, "unknown")
 
 
 def _skip_text(skip: Skip) -> str:

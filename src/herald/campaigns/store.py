@@ -14,7 +14,7 @@ from herald.db.campaigns_tables import campaign_recipients, campaigns
 __all__ = ["campaign_recipients", "campaigns"]
 
 
-def to_campaign(row: Mapping[str, Any]) -> Campaign:
+def to_campaign(row: Mapping[str, Any] | sa.RowMapping) -> Campaign:
     return Campaign(
         id=int(row["id"]),
         name=row["name"],
@@ -60,9 +60,7 @@ def update(conn: sa.Connection, campaign_id: int, values: Mapping[str, Any], now
     conn.execute(sa.update(campaigns).where(campaigns.c.id == campaign_id).values({**values, "updated_at": now}))
 
 
-def set_status(
-    conn: sa.Connection, campaign_id: int, status: CampaignStatus, now: dt.datetime, **values: Any
-) -> None:
+def set_status(conn: sa.Connection, campaign_id: int, status: CampaignStatus, now: dt.datetime, **values: Any) -> None:
     update(conn, campaign_id, {"status": status.value, **values}, now)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from herald.cli import apikeys, backups, bench, contacts, db, jobs, messages, serve, simulator, templates, users
+from herald.cli import apikeys, backups, bench, campaigns, contacts, db, jobs, messages, serve, simulator, templates, users
 
 app = typer.Typer(
     name="herald",
@@ -13,7 +13,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (db, apikeys, serve, contacts, backups, bench, simulator, users, messages, templates, jobs):
+for module in (db, apikeys, serve, contacts, backups, bench, simulator, users, messages, templates, jobs, campaigns):
     module.register(app)
 
 

@@ -37,7 +37,9 @@ def pause_rows(conn: sa.Connection, campaign_id: int, now: dt.datetime) -> int:
     """
     c = messages.c
     was_held = c.status == Status.HELD.value
-    reason = sa.literal(f"{PAUSED}:") + c.status + sa.case((was_held, ":" + sa.func.coalesce(c.hold_reason, "")), else_="")
+    reason = (
+        sa.literal(f"{PAUSED}:") + c.status + sa.case((was_held, ":" + sa.func.coalesce(c.hold_reason, "")), else_="")
+    )
     result = conn.execute(
         sa.update(messages)
         .where(_campaign(campaign_id), sa.or_(c.status.in_(PAUSABLE), sa.and_(was_held, c.releasable.is_(True))))
@@ -64,8 +66,9 @@ def resume_rows(conn: sa.Connection, campaign_id: int, now: dt.datetime) -> int:
         result = conn.execute(
             sa.update(messages)
             .where(_campaign(campaign_id), c.status == Status.HELD.value, c.hold_reason == before)
-            .values(status=status.value, status_rank=rank(status), hold_reason=None, releasable=releasable,
-                    updated_at=now)  # fmt: skip
+            .values(
+                status=status.value, status_rank=rank(status), hold_reason=None, releasable=releasable, updated_at=now
+            )
         )
         changed += int(result.rowcount)
     prefix = f"{PAUSED}:{Status.HELD.value}:"
@@ -101,9 +104,7 @@ def cancel_rows(conn: sa.Connection, campaign_id: int, now: dt.datetime) -> int:
 def retry_failed_rows(conn: sa.Connection, campaign_id: int, now: dt.datetime) -> int:
     """`ledger.retry_failed` as one UPDATE: failed rows never sent whose every attempt is in NEVER_ACCEPTED."""
     c, a = messages.c, message_attempts.c
-    accepted_or_maybe = (
-        sa.select(a.id).where(a.message_id == c.id, a.status.not_in(NEVER_ACCEPTED)).exists()
-    )
+    accepted_or_maybe = sa.select(a.id).where(a.message_id == c.id, a.status.not_in(NEVER_ACCEPTED)).exists()
     result = conn.execute(
         sa.update(messages)
         .where(_campaign(campaign_id), c.status == Status.FAILED.value, c.sent_at.is_(None), ~accepted_or_maybe)

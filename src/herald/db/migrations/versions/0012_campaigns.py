@@ -1,7 +1,7 @@
 """campaigns and the audience each one froze at launch
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01 07:40:00
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import herald.db.types
 
 revision = "0012"
-down_revision = "0011"  # re-chained after segments in h/pages (the lead re-chains at merge)
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
