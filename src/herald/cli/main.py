@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from herald.cli import apikeys, backups, bench, campaigns, contacts, db, jobs, messages, serve, simulator, templates, users
+from herald.cli import (
+    apikeys,
+    backups,
+    bench,
+    campaigns,
+    contacts,
+    db,
+    jobs,
+    messages,
+    serve,
+    simulator,
+    templates,
+    users,
+)
 
 app = typer.Typer(
     name="herald",
