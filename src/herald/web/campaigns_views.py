@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from herald.campaigns import service as campaigns
 from herald.core.channels import MESSAGE_CLASSES, PARTS
 from herald.core.errors import HeraldError, NotFoundError
-from herald.core.inputs import Id, Text
+from herald.core.inputs import Count, Id, Text
 from herald.delivery import preview as previews
 from herald.delivery.reasons import REASON_KINDS
 from herald.segments import service as segments
@@ -484,7 +484,7 @@ def campaign_page(
     campaign_id: Id,
     page: Annotated[Id, Query(le=1_000_000)] = 1,
     done: Annotated[Text, Query(max_length=20)] = "",
-    changed: Annotated[int | None, Query(ge=0)] = None,
+    changed: Annotated[Count | None, Query()] = None,
     error: Annotated[Text, Query(max_length=300)] = "",
 ) -> Response:
     runtime = get_runtime(request)
