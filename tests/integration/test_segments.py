@@ -83,7 +83,7 @@ def population(engine: sa.Engine, clock: FrozenClock, tmp_path: Path) -> dict[st
         NOW - 2 * day,
         emails=["cat@example.com"],
         handles=["@cat"],
-        fields={"first_name": "Cat", "attributes": {"age": "abc", "plan": None}},
+        fields={"first_name": "Cat", "attributes": {"age": "abc", "plan": None}, "tags": ['vip"x', "é"]},
     )
     ids["dan"] = _person(
         engine,
@@ -94,7 +94,7 @@ def population(engine: sa.Engine, clock: FrozenClock, tmp_path: Path) -> dict[st
             "first_name": "Dan",
             "country": "DE",
             "timezone": "Europe/Berlin",
-            "attributes": {"plan": "Pro Plus", "age": "40.5", "note": "100%_sure"},
+            "attributes": {"plan": "Pro Plus", "age": "40.5", "note": "100%_sure", "city": "Zürich"},
             "tags": ["vip"],
         },
     )
@@ -183,6 +183,10 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("equals a number matches a JSON number", attr("age", "equals", 19.0), {"bob"}),
     ("not is the exact complement", {"not": attr("age", "greater", 30)}, {"bob", "cat", "fay"}),
     ("tag has", {"type": "tag", "tag": "vip"}, {"ann", "dan"}),
+    ("tag with a quote", {"type": "tag", "tag": 'vip"x'}, {"cat"}),
+    ("tag not ASCII", {"type": "tag", "tag": "é"}, {"cat"}),
+    ("equals text not ASCII", attr("city", "equals", "Zürich"), {"dan"}),
+    ("not equals text not ASCII", attr("city", "not_equals", "Zürich"), {"ann", "bob", "cat", "fay"}),
     ("tag lacks", {"type": "tag", "op": "lacks", "tag": "vip"}, {"bob", "cat", "fay"}),
     ("email present", {"type": "identifier", "kind": "email"}, {"ann", "cat", "dan", "fay"}),
     ("email absent", {"type": "identifier", "kind": "email", "op": "absent"}, {"bob"}),

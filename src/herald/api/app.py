@@ -13,7 +13,7 @@ from herald.api.body_limit import BodyLimitMiddleware
 from herald.api.deps import require_api_key
 from herald.api.docs import mount_docs
 from herald.api.errors import COMMON_ERROR_STATUSES, error_response, error_responses, install_error_handlers
-from herald.api.routes import backups, campaigns, contacts, duplicates, imports, jobs, messages, templates
+from herald.api.routes import backups, campaigns, contacts, duplicates, imports, jobs, messages, segments, templates
 from herald.db.runtime import Runtime
 from herald.web.app import mount_web
 from herald.worker.loop import run_worker
@@ -64,6 +64,7 @@ def create_app(runtime: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     api.include_router(backups.router)
     api.include_router(messages.router)
     api.include_router(templates.router)
+    api.include_router(segments.router)
     app.include_router(api)
     app.include_router(messages.hooks, responses=error_responses(403, 413, 500, 503))
 

@@ -71,3 +71,21 @@ def bench_ledger(
                 f"{r.engine:8} processes={r.processes} batch={r.batch}: {r.rate:,.0f} msgs/s "
                 f"({r.count:,} in {r.seconds:.2f} s; duplicates={r.duplicates} lost={r.lost})"
             )
+
+
+@bench_app.command("segments")
+def bench_segments(
+    people: int = typer.Option(1_000_000, "--people", min=1, help="People to seed (with identifiers and consent)."),
+    repeat: int = typer.Option(3, "--repeat", min=1, help="Runs of each count (the median is reported)."),
+    engines: list[str] = typer.Option(["sqlite", "postgres"], "--engine", help="sqlite and/or postgres."),
+    pg_url: str | None = typer.Option(
+        None, "--pg-url", envvar="HERALD_TEST_PG_URL", help="PostgreSQL admin URL for a throwaway database."
+    ),
+) -> None:
+    """Time segment counts (country + consent, attribute + tag, not-group, created within) against a plain count."""
+    from herald.bench import segments
+
+    for kind in engines:
+        result = segments.run(kind, people, repeat, pg_url)
+        for line in result.lines():
+            console.print(line, markup=False)

@@ -13,6 +13,7 @@ from herald.cli import (
     db,
     jobs,
     messages,
+    segments,
     serve,
     simulator,
     templates,
@@ -26,7 +27,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (db, apikeys, serve, contacts, backups, bench, simulator, users, messages, templates, jobs, campaigns):
+for module in (
+    db,
+    apikeys,
+    serve,
+    contacts,
+    backups,
+    bench,
+    simulator,
+    users,
+    messages,
+    segments,
+    templates,
+    jobs,
+    campaigns,
+):
     module.register(app)
 
 

@@ -17,11 +17,12 @@ from herald.consent.policy import (
     ConsentEvent,
     Verdict,
     can_contact,
-    consent_state,
+    fold_states,
 )
 from herald.core.errors import InvalidInputError
 from herald.db.bulk import bulk_insert
 from herald.db.consent_tables import consent_events, consent_states
+from herald.db.engine import dialect_insert
 from herald.db.event_log import append_events
 
 # Bind variables per statement stay well below SQLite's limit.
@@ -93,30 +94,50 @@ def record_events(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> Non
             if row["kind"] in LOGGED_KINDS
         ],
     )
-    refresh_states(conn, {cast(int, row["person_id"]) for row in rows})
+    refresh_states(conn, {cast(int, row["person_id"]) for row in rows}, appended=True)
 
 
-def refresh_states(conn: sa.Connection, person_ids: Iterable[int]) -> None:
+def refresh_states(conn: sa.Connection, person_ids: Iterable[int], *, appended: bool = False) -> None:
     """Rewrite the current-state rows of these people from their events, in the caller's transaction.
 
     Every write to consent_events calls this, so `consent_states` is what `policy.consent_state` says
-    for the events committed with it: the fold is the policy's own function, not a second rule in SQL.
+    for the events committed with it: the fold is the policy's own rule (`fold_states`), not a second
+    one in SQL. With `appended` (the caller only added events) no pair can fall back to "unknown", so
+    rows are upserted without deleting first. The events are read without their instants (the
+    database orders them), which keeps an import chunk's refresh to a few cheap statements.
     """
     ids = sorted(set(person_ids))
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        events = load_events(conn, chunk)
-        conn.execute(consent_states.delete().where(consent_states.c.person_id.in_(chunk)))
+        query = (
+            sa.select(
+                consent_events.c.person_id,
+                consent_events.c.channel,
+                consent_events.c.purpose,
+                consent_events.c.kind,
+                consent_events.c.explicit,
+            )
+            .where(consent_events.c.person_id.in_(chunk))
+            .order_by(consent_events.c.occurred_at, consent_events.c.id)
+        )
+        histories: dict[int, list[tuple[str, str, str, bool]]] = {}
+        for pid, channel, purpose, kind, explicit in conn.execute(query):
+            histories.setdefault(pid, []).append((channel, purpose, kind, explicit))
+        if not appended:
+            conn.execute(consent_states.delete().where(consent_states.c.person_id.in_(chunk)))
         rows = [
-            (person_id, channel, purpose, state)
-            for person_id, history in events.items()
-            if history
-            for channel in CHANNELS
-            for purpose in PURPOSES
-            if (state := consent_state(history, channel, purpose)[0]) != "unknown"
+            {"person_id": pid, "channel": channel, "purpose": purpose, "state": state}
+            for pid, history in histories.items()
+            for (channel, purpose), state in fold_states(history).items()
+            if channel in CHANNELS
         ]
         if rows:
-            bulk_insert(conn, consent_states, ("person_id", "channel", "purpose", "state"), rows)
+            insert = dialect_insert(conn, consent_states)
+            if appended:
+                insert = insert.on_conflict_do_update(
+                    index_elements=["person_id", "channel", "purpose"], set_={"state": insert.excluded.state}
+                )
+            conn.execute(insert, rows)
 
 
 def rebuild_states(conn: sa.Connection) -> int:

@@ -37,21 +37,55 @@ def _applies(event: ConsentEvent, channel: str, purpose: str) -> bool:
     return event.channel == channel and event.purpose in (purpose, ALL_PURPOSES)
 
 
+def _step(state: str, event: ConsentEvent) -> str | None:
+    """The state after `event`, or None when the event changes nothing (the one rule every fold uses)."""
+    if event.kind == SUBSCRIBED:
+        # Imports, merges and API upserts say "subscribed" all the time; none of that may undo an
+        # opt-out. Only an explicit consent event (the person asked again) re-subscribes.
+        if state in OPT_OUTS and not event.explicit:
+            return None
+        return SUBSCRIBED
+    if event.kind in OPT_OUTS:
+        return event.kind
+    return None
+
+
 def consent_state(events: Iterable[ConsentEvent], channel: str, purpose: str) -> tuple[str, ConsentEvent | None]:
     """Fold the events for one channel × purpose in time order; opt-outs are sticky."""
     state, deciding = "unknown", None
     for event in sorted(events, key=lambda e: e.occurred_at):
         if not _applies(event, channel, purpose):
             continue
-        if event.kind == SUBSCRIBED:
-            # Imports, merges and API upserts say "subscribed" all the time; none of that may undo an
-            # opt-out. Only an explicit consent event (the person asked again) re-subscribes.
-            if state in OPT_OUTS and not event.explicit:
-                continue
-            state, deciding = SUBSCRIBED, event
-        elif event.kind in OPT_OUTS:
-            state, deciding = event.kind, event
+        after = _step(state, event)
+        if after is not None:
+            state, deciding = after, event
     return state, deciding
+
+
+def current_states(events: Iterable[ConsentEvent]) -> dict[tuple[str, str], str]:
+    """consent_state for every channel × purpose the events touch, in one pass (the state table's fold).
+
+    Pairs no event applies to are left out (their state is "unknown").
+    """
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    return fold_states((e.channel, e.purpose, e.kind, e.explicit) for e in ordered)
+
+
+def fold_states(ordered: Iterable[tuple[str, str, str, bool]]) -> dict[tuple[str, str], str]:
+    """current_states over (channel, purpose, kind, explicit) already in time order (as the ledger sorts)."""
+    states: dict[tuple[str, str], str] = {}
+    for channel, purpose, kind, explicit in ordered:
+        event = ConsentEvent(channel, purpose, kind, _EPOCH, bool(explicit))
+        for applied in PURPOSES if purpose == ALL_PURPOSES else (purpose,):
+            if applied not in PURPOSES:
+                continue
+            after = _step(states.get((channel, applied), "unknown"), event)
+            if after is not None:
+                states[(channel, applied)] = after
+    return states
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # _step never reads the instant; the order is the caller's
 
 
 def can_contact(events: Iterable[ConsentEvent], channel: str, purpose: str) -> Verdict:

@@ -396,11 +396,34 @@ _COMPILERS: dict[type[_Condition], Callable[[Any, dt.datetime], sa.ColumnElement
 }
 
 
+# Rough cost per person of each condition: plain columns, then id sets built once, then JSON parsing.
+# SQLite evaluates AND/OR terms in the order written and stops early, so cheap terms go first.
+_COSTS: dict[type[_Condition], int] = {
+    CountryCondition: 1,
+    TimezoneCondition: 1,
+    CreatedCondition: 1,
+    ImportBatchCondition: 2,
+    ConsentCondition: 3,
+    IdentifierCondition: 3,
+    TagCondition: 5,
+    AttributeCondition: 6,
+}
+
+
+def _cost(node: Node) -> int:
+    if isinstance(node, AllOf | AnyOf):
+        return sum(_cost(child) for child in node.children)
+    if isinstance(node, NotOf):
+        return _cost(node.child)
+    return _COSTS[type(node)]
+
+
 def _predicate(node: Node, now: dt.datetime) -> sa.ColumnElement[bool]:
-    if isinstance(node, AllOf):
-        return sa.and_(*(_predicate(child, now) for child in node.children)) if node.children else sa.true()
-    if isinstance(node, AnyOf):
-        return sa.or_(*(_predicate(child, now) for child in node.children)) if node.children else sa.false()
+    if isinstance(node, AllOf | AnyOf):
+        if not node.children:
+            return sa.true() if isinstance(node, AllOf) else sa.false()
+        terms = [_predicate(child, now) for child in sorted(node.children, key=_cost)]
+        return sa.and_(*terms) if isinstance(node, AllOf) else sa.or_(*terms)
     if isinstance(node, NotOf):
         return sa.not_(_predicate(node.child, now))
     return _COMPILERS[type(node)](node, now)

@@ -15,6 +15,8 @@ from herald.db.segments_tables import segments
 from herald.db.unit_of_work import UnitOfWork
 from herald.segments.audience import Definition, count_audience, parse_definition, preview_audience
 
+__all__ = ["Segment", "get_segment", "parse_definition"]
+
 MAX_NAME = 200
 MAX_PREVIEW = 500
 

@@ -27,6 +27,7 @@ from herald.web import (
     imports_views,
     messages_views,
     templates_views,
+    segments_views,
     users_views,
 )
 from herald.web.deps import (
@@ -97,6 +98,7 @@ def mount_web(app: FastAPI, runtime: Runtime) -> None:
     _mount_contact_pages(app)
     _mount_message_pages(app)
     _mount_campaign_pages(app)
+    _mount_segment_pages(app)
 
 
 def _mount_contact_pages(app: FastAPI) -> None:
@@ -125,3 +127,8 @@ def _mount_campaign_pages(app: FastAPI) -> None:
         app.include_router(module.router, include_in_schema=False)
     register_nav(app, NavItem("Campaigns", "/campaigns", staff), before="Imports")
     register_nav(app, NavItem("Templates", "/templates", staff), before="Imports")
+
+
+def _mount_segment_pages(app: FastAPI) -> None:
+    app.include_router(segments_views.router, include_in_schema=False)
+    register_nav(app, NavItem("Segments", "/segments", frozenset({"admin", "marketer"})), before="Messages")
