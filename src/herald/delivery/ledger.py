@@ -132,9 +132,12 @@ def attempt(
     row: LedgerRow, token: int, *, attempt_id: int, plan_index: int, current_attempt_status: str | None
 ) -> Change | None:
     """Start a new attempt on channel `plan_index`; refused while fenced out or while the current attempt
-    may have been accepted (it must be resumed or looked up instead: never a second send)."""
-    if not _holds(row, token) or current_attempt_status in OPEN_ATTEMPT:
+    may have been accepted (it must be resumed or looked up instead: never a second send) or was accepted (a
+    provider's receipt can say so before the worker's own completion lands)."""
+    if not _holds(row, token) or current_attempt_status in (*OPEN_ATTEMPT, "sent", "delivered"):
         return None
+    if current_attempt_status == "failed" and plan_index == row.plan_index:
+        return None  # accepted, then reported failed (a bounce): this channel is done, only a later one may go
     if plan_index < row.plan_index or plan_index >= len(row.channels):
         return None
     values: dict[str, Any] = {"current_attempt_id": attempt_id, "plan_index": plan_index}

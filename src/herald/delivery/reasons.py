@@ -24,6 +24,8 @@ REASON_KINDS: dict[str, str] = {
     "breaker_open": "Provider paused (circuit breaker)",
     "receipt": "Provider reported a failure",
     "plan_exhausted": "Every channel failed",
+    "paused": "Campaign paused",
+    "cancelled": "Campaign cancelled",
 }
 
 _QUIET: dict[str, str] = {
@@ -102,6 +104,8 @@ _SENTENCES: dict[str, Callable[[str], str]] = {
     "breaker_open": lambda rest: f"The provider {rest} is paused after repeated failures (circuit breaker).",
     "receipt": _receipt,
     "plan_exhausted": lambda rest: f"Every channel in the plan failed or was skipped ({rest}).",
+    "paused": lambda _: "Its campaign is paused: it goes out (at its planned time, or now) when the campaign resumes.",
+    "cancelled": lambda _: "Its campaign was cancelled: it will not be sent.",
 }
 
 
