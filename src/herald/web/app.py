@@ -26,8 +26,8 @@ from herald.web import (
     home_views,
     imports_views,
     messages_views,
-    templates_views,
     segments_views,
+    templates_views,
     users_views,
 )
 from herald.web.deps import (
