@@ -72,15 +72,9 @@ def test_operator_builds_simulates_launches_and_watches_a_campaign_finish(
 ) -> None:
     base = server
     ids = _people(base, api_key)
-    api_post(
-        base,
-        api_key,
-        "/api/templates",
-        {
-            "id": "spring",
-            "parts": {"email.subject": "Spring news", "email.text": "Hello {{ first_name }}, spring is here."},
-        },
-    )
+    for text in ("Hello {{ first_name }}, spring is here.", "Hi {{ first_name }}, a draft we will not send."):
+        body = {"id": "spring", "parts": {"email.subject": "Spring news", "email.text": text}}
+        api_post(base, api_key, "/api/templates", body)
     segment = in_unit(engine, SystemClock(), SYSTEM, create_segment, "Spring list", SPRING)
     dialogs: list[str] = []
 
@@ -100,10 +94,12 @@ def test_operator_builds_simulates_launches_and_watches_a_campaign_finish(
     page.get_by_label("Segment").select_option(str(segment.id))
     expect(page.get_by_test_id("segment-count")).to_have_attribute("data-count", "3")
     page.get_by_label("Template", exact=True).select_option("spring")
-    expect(page.get_by_test_id("template-version").locator("option")).to_have_count(2)  # latest + v1
+    expect(page.get_by_test_id("template-version").locator("option")).to_have_count(3)  # latest, v2, v1
     page.get_by_label("Preview for").fill("bob@")
     expect(page.get_by_test_id("preview-held")).to_contain_text("first_name")
     page.get_by_label("Preview for").fill("ann@")
+    expect(page.get_by_test_id("preview-part").nth(1)).to_have_text("Hi Ann, a draft we will not send.")
+    page.get_by_label("Version").select_option("1")  # the preview follows the version picked
     expect(page.get_by_test_id("preview-part").nth(1)).to_have_text("Hello Ann, spring is here.")
     page.get_by_label("First channel").select_option("email")
     page.get_by_label("Class").select_option("marketing")
@@ -157,6 +153,7 @@ def test_operator_builds_simulates_launches_and_watches_a_campaign_finish(
     maildir = mailbox.Maildir(settings.data_dir / "maildir", create=False)
     mails = list(maildir)  # iterating a mailbox yields its messages
     assert [m["To"] for m in mails] == ["ann@example.com"] and mails[0]["Subject"] == "Spring news"
+    assert "Hello Ann, spring is here." in mails[0].get_payload(decode=True).decode()  # version 1, as chosen
 
     page.goto(base + "/campaigns")
     row = page.get_by_test_id("campaigns").locator("tbody tr")
