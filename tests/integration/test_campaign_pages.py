@@ -134,3 +134,32 @@ def test_launch_and_controls_need_csrf_and_say_what_they_did(
     assert marketer.post(f"/campaigns/{cid}/explode", data={"csrf_token": token}).status_code == 404
     listed = marketer.get("/campaigns").text
     assert '<tr data-status="cancelled">' in listed and "everyone" in listed
+
+
+def test_send_to_newcomers_from_the_page_plans_only_the_new_person(
+    api: TestClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    assert api.post("/api/templates", json=TEMPLATE).status_code == 201
+    _people(api)
+    segment = in_unit(runtime.engine, clock, SYSTEM, create_segment, "everyone", {"all": []})
+    marketer = sign_in(runtime, clock, "marketer")
+    url = _form(marketer, "/campaigns/new", **_draft(segment.id)).headers["location"]
+    cid = int(url.rsplit("/", 1)[1])
+    token = _csrf(marketer.get(url).text)
+    marketer.post(f"/campaigns/{cid}/launch", data={"csrf_token": token})
+    wait_for_job(api, api.get(f"/api/campaigns/{cid}").json()["job_id"])
+    assert "3 of 3 recipients planned" in marketer.get(url).text
+
+    body = {"emails": ["dan@example.com"], "first_name": "Dan", "consent": {"email": "subscribed"}}
+    assert api.post("/api/contacts", json=body | {"timezone": LONDON}).status_code == 201
+    asked = marketer.post(f"/campaigns/{cid}/newcomers", data={"csrf_token": token})
+    assert asked.headers["location"] == f"{url}?done=newcomers"
+    assert "Planning newcomers." in marketer.get(asked.headers["location"]).text
+    wait_for_job(api, api.get(f"/api/campaigns/{cid}").json()["job_id"])
+    page = marketer.get(url).text
+    assert "4 of 4 recipients planned" in page
+    assert re.search(r'data-count="queued"><dt>Queued</dt><dd>3</dd>', page)  # Ann, Cat and now Dan; Bob held
+    # Asking again adds nobody: each person still has one message.
+    marketer.post(f"/campaigns/{cid}/newcomers", data={"csrf_token": token})
+    wait_for_job(api, api.get(f"/api/campaigns/{cid}").json()["job_id"])
+    assert "4 of 4 recipients planned" in marketer.get(url).text
