@@ -46,7 +46,7 @@ def _draft(segment: int, **changes: Any) -> dict[str, Any]:
 
 def test_only_admins_and_marketers_reach_campaigns_and_templates(runtime: Runtime, clock: FrozenClock) -> None:
     agent = sign_in(runtime, clock, "agent")
-    for path in ("/campaigns", "/campaigns/new", "/templates", "/templates/new"):
+    for path in ("/campaigns", "/campaigns/new", "/templates", "/templates/-/new"):
         assert agent.get(path).status_code == 403, path
     marketer = sign_in(runtime, clock, "marketer")
     page = marketer.get("/campaigns")

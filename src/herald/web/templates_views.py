@@ -118,12 +118,14 @@ def templates_page(request: Request, signed_in: StaffDep) -> Response:
     return render(request, "templates.html", {"title": "Templates", "templates": rows})
 
 
-@router.get("/new")
+# The new form and the editors' helpers sit one level down ("-/…"): a template id is one path segment, so
+# no template (not even one called "new" or "people") can shadow them.
+@router.get("/-/new")
 def new_template(request: Request, signed_in: StaffDep) -> Response:
     return _editor(request, None, parts={}, variables={}, versions=[], shown_version=None)
 
 
-@router.get("/people")
+@router.get("/-/people")
 def people_options(
     request: Request,
     signed_in: StaffDep,
@@ -141,7 +143,7 @@ def people_options(
     return response
 
 
-@router.post("/preview", dependencies=CSRF)
+@router.post("/-/preview", dependencies=CSRF)
 async def preview_fragment(request: Request, signed_in: StaffDep) -> Response:
     """The live preview of the editor's current (unsaved) parts for the chosen person."""
     form = await request.form()
@@ -168,7 +170,7 @@ async def preview_fragment(request: Request, signed_in: StaffDep) -> Response:
     return render(request, "_template_preview.html", context)
 
 
-@router.post("/new", dependencies=CSRF)
+@router.post("/-/new", dependencies=CSRF)
 async def create_template(request: Request, signed_in: StaffDep) -> Response:
     form = await request.form()
     template_id = str(form.get("id") or "").strip()
