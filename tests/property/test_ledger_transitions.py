@@ -15,10 +15,7 @@ from herald.delivery.ledger import Change, LedgerRow, Status
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 POLICY = RetryPolicy(max_retries=2)
-ACTIONS = ["claim", "expire_and_claim", "attempt", "result", "reconcile", "receipt", "stale_result", "retry_failed"]
-# The one transition allowed to move a settled row back (an operator's "retry failed"); the rule it keeps is
-# the other one: never a second accepted send.
-RESETS = ("retry_failed",)
+ACTIONS = ["claim", "expire_and_claim", "attempt", "result", "reconcile", "receipt", "stale_result"]
 # The attempt-level ranks receipts respect (forward only), as ledger.ATTEMPT_RANK.
 RANK = ledger.ATTEMPT_RANK
 
@@ -61,9 +58,6 @@ def _result_for(attempt: Attempt, choice: int) -> Outcome:
 
 def _step(model: Model, action: str, data: st.DataObject) -> None:
     row = model.row
-    if action == "retry_failed":
-        model.apply(ledger.retry_failed(row, [a.status for a in model.attempts.values()], NOW))
-        return
     if action in ("claim", "expire_and_claim"):
         if model.apply(ledger.claim_row(row, lease_expired=action == "expire_and_claim")):
             model.tokens.append(model.row.lease_token)
@@ -134,9 +128,8 @@ def test_no_transition_sequence_lowers_rank_or_sends_twice_on_a_channel(
         before = model.row
         _step(model, action, data)
         after = model.row
-        if action not in RESETS:
-            assert settled_key(after) >= settled_key(before), (action, before, after)
-        if before.status is Status.DELIVERED:  # never reset: retry_failed takes failed rows only
+        assert settled_key(after) >= settled_key(before), (action, before, after)
+        if before.status is Status.DELIVERED:
             assert after.status is Status.DELIVERED
         accepted_per_channel: dict[str, int] = {}
         for attempt in model.attempts.values():
@@ -151,64 +144,3 @@ def test_a_stale_token_and_an_open_attempt_refuse_a_new_attempt() -> None:
     assert ledger.attempt(row, 3, attempt_id=8, plan_index=0, current_attempt_status="unknown") is None
     change = ledger.attempt(row, 3, attempt_id=8, plan_index=1, current_attempt_status="rejected")
     assert change is not None and change.values == {"current_attempt_id": 8, "plan_index": 1, "retries": 0}
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    statuses=st.lists(st.sampled_from(sorted(ledger.ATTEMPT_RANK)), max_size=4),
-    status=st.sampled_from(list(Status)),
-)
-def test_retry_failed_takes_only_failed_rows_whose_attempts_were_never_accepted(
-    statuses: list[str], status: Status
-) -> None:
-    row = LedgerRow(id=1, status=status, channels=("email", "sms"), plan_index=1, retries=2)
-    change = ledger.retry_failed(row, statuses, NOW)
-    never_accepted = all(s in ("retry", "rejected") for s in statuses)
-    assert (change is not None) == (status is Status.FAILED and never_accepted)
-    if change is not None:
-        assert change.status is Status.QUEUED
-        assert change.applied_to(row).plan_index == 0 and change.values["available_at"] == NOW
-
-
-# Attempt statuses a provider's truth allows: an accepted attempt can end in any of the first set (a bounce
-# after acceptance ends `failed`); one that took nothing ends refused, retried, or is still open.
-_ACCEPTED_STATUSES = ("submitting", "unknown", "sent", "delivered", "failed")
-_REFUSED_STATUSES = ("submitting", "unknown", "retry", "rejected")
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    channels=st.lists(st.sampled_from(["email", "sms", "whatsapp", "voice"]), min_size=1, max_size=3, unique=True),
-    history=st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.integers(0, 4)), min_size=0, max_size=4),
-    actions=st.lists(st.sampled_from([*ACTIONS, "retry_failed", "retry_failed"]), min_size=1, max_size=40),
-    data=st.data(),
-)
-def test_retry_failed_of_a_failed_row_never_gives_a_second_accepted_send(
-    channels: list[str], history: list[tuple[int, bool, int]], actions: list[str], data: st.DataObject
-) -> None:
-    """Start from a failed row with any attempt history the provider's truth allows, then run any sequence,
-    "retry failed" included as often as drawn: no channel ever holds two accepted attempts."""
-    attempts: dict[int, Attempt] = {}
-    for number, (index, accepted, choice) in enumerate(history, start=1):
-        statuses = _ACCEPTED_STATUSES if accepted else _REFUSED_STATUSES
-        attempts[number] = Attempt(channels[index % len(channels)], accepted, statuses[choice % len(statuses)])
-    # A channel cannot have been accepted twice before we start: that is what the test must never reach.
-    seen: set[str] = set()
-    for attempt in attempts.values():
-        if attempt.accepted and attempt.channel in seen:
-            attempt.accepted, attempt.status = False, "rejected"
-        if attempt.accepted:
-            seen.add(attempt.channel)
-    row = LedgerRow(
-        id=1, status=Status.FAILED, channels=tuple(channels), plan_index=len(channels) - 1,
-        current_attempt_id=max(attempts, default=None),
-    )  # fmt: skip
-    model = Model(row, attempts)
-    # Retry first, then whatever follows: a claim and a new attempt are what a second send would need.
-    for action in ["retry_failed", "claim", "attempt", *actions]:
-        _step(model, action, data)
-        accepted_per_channel: dict[str, int] = {}
-        for attempt in model.attempts.values():
-            if attempt.accepted:
-                accepted_per_channel[attempt.channel] = accepted_per_channel.get(attempt.channel, 0) + 1
-        assert all(count <= 1 for count in accepted_per_channel.values()), (action, model.attempts)

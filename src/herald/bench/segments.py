@@ -143,12 +143,16 @@ def seed(conn: sa.Connection, count: int, now: dt.datetime, rng: random.Random) 
         )
 
 
-def _reset_sequences(conn: sa.Connection) -> None:
-    if conn.dialect.name == "postgresql":  # ids were given explicitly: move the identity past them
-        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('people', 'id'), (SELECT max(id) FROM people))")
-        conn.exec_driver_sql("ANALYZE")
+def _settle(engine: sa.Engine) -> None:
+    """What a live database has after autovacuum: statistics, and (PostgreSQL) a visibility map."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:  # ids were given explicitly: move the identity past them
+            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('people', 'id'), (SELECT max(id) FROM people))")
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
     else:
-        conn.exec_driver_sql("ANALYZE")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
 
 
 def run(kind: str, count: int, repeat: int, pg_admin_url: str | None, seed_value: int = 7) -> SegmentBench:
@@ -164,8 +168,7 @@ def run(kind: str, count: int, repeat: int, pg_admin_url: str | None, seed_value
             with engine.begin() as conn:
                 rebuild_states(conn)
             states = time.perf_counter() - seeded
-            with engine.begin() as conn:
-                _reset_sequences(conn)
+            _settle(engine)
             result = SegmentBench(kind, count, seeded - started, states, 0.0, 0)
             with engine.connect() as conn:
                 raw: list[float] = []

@@ -128,7 +128,8 @@ def run_launch(job: JobRun) -> Mapping[str, Any]:
             return {"campaign_id": campaign_id, "stopped": row["status"]}
         total = _freeze_once(uow, row, batch)
         job.checkpoint(uow.conn, int(row["planned_count"]), total)
-    planned = int(row["planned_count"])
+        # Fixed for the whole run: the pinned template and the rules (their quiet-hours answers are shared).
+        planning = prepare(uow.conn, runtime, store.to_campaign(row), start)
     while True:
         with unit_of_work(runtime.engine, runtime.clock, actor) as uow:
             row = store.load_row(uow.conn, campaign_id, lock=True)
@@ -141,7 +142,6 @@ def run_launch(job: JobRun) -> Mapping[str, Any]:
                 _finish_planning(uow, row, total)
                 job.checkpoint(uow.conn, int(row["planned_count"]), total)
                 return {"campaign_id": campaign_id, "batch": batch, "planned": int(row["planned_count"])}
-            planning = prepare(uow.conn, runtime, store.to_campaign(row), start)
             planned = int(row["planned_count"])
             plans = plan_chunk(uow.conn, planning, list(enumerate(ids, start=planned)), uow.now)
             rows: list[NewMessage] = [p.row for p in plans if p.row is not None]

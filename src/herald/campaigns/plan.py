@@ -26,7 +26,6 @@ from herald.delivery.planner import (
     Rules,
     Skip,
     plan_message,
-    template_values,
 )
 from herald.schedule.caps import SendRecord
 from herald.schedule.local_time import rate_offset, spread_offset
@@ -77,17 +76,31 @@ def request_for(planning: Planning, person_id: int, ordinal: int, now: dt.dateti
     return Request(message_class, campaign.channels, now, not_before=not_before)
 
 
+def planning_instant(now: dt.datetime) -> dt.datetime:
+    """The instant a chunk is planned as of: `now` to the whole minute, so every chunk of a launch planned within
+    one minute shares its quiet-hours answers (the worker checks quiet hours again when it claims a row)."""
+    return now.replace(second=0, microsecond=0)
+
+
 def plan_chunk(
-    conn: sa.Connection, planning: Planning, people: Sequence[tuple[int, int]], now: dt.datetime
+    conn: sa.Connection,
+    planning: Planning,
+    people: Sequence[tuple[int, int]],
+    now: dt.datetime,
+    *,
+    rows: bool = True,
 ) -> list[PersonPlan]:
-    """Plan (ordinal, person id) pairs: a fixed handful of reads for the whole chunk, then the pure planner."""
+    """Plan (ordinal, person id) pairs: a fixed handful of reads for the whole chunk, then the pure planner.
+    `rows=False` (the simulation) skips building the ledger rows launch would write from each plan."""
+    now = planning_instant(now)
     ids = [pid for _, pid in people]
     recipients = bulk_plan.load_recipients(conn, ids)
     recent: Mapping[int, Sequence[SendRecord]] = (
         bulk_plan.recent_sends(conn, ids, now, window=planning.cap_window) if planning.rules.caps else {}
     )
     return [
-        plan_person(planning, ordinal, pid, recipients.get(pid), recent.get(pid, ()), now) for ordinal, pid in people
+        plan_person(planning, ordinal, pid, recipients.get(pid), recent.get(pid, ()), now, row=rows)
+        for ordinal, pid in people
     ]
 
 
@@ -98,12 +111,15 @@ def plan_person(
     recipient: Recipient | None,
     recent: Sequence[SendRecord],
     now: dt.datetime,
+    *,
+    row: bool = True,
 ) -> PersonPlan:
     if recipient is None:
         return PersonPlan(person_id, ordinal, None, None, None)
     request = request_for(planning, person_id, ordinal, now)
     planned = plan_message(request, recipient, planning.content, planning.rules, recent)
-    return PersonPlan(person_id, ordinal, recipient, planned, _row(planning, recipient, planned, now))
+    written = _row(planning, recipient, planned, now) if row else None
+    return PersonPlan(person_id, ordinal, recipient, planned, written)
 
 
 def _row(planning: Planning, recipient: Recipient, planned: PlannedMessage | Skip, now: dt.datetime) -> NewMessage:
@@ -134,7 +150,7 @@ def _row(planning: Planning, recipient: Recipient, planned: PlannedMessage | Ski
         channels=planned.channels,
         addresses=planned.addresses,
         content={},  # rendered by the worker at claim time, from the pinned version and these variables
-        variables=template_values(recipient, planning.content.variables),
+        variables=planned.variables,
         available_at=planned.available_at,
         zones=planned.zones,
         zone_source=planned.zone_source,

@@ -115,7 +115,7 @@ def simulate_campaign(runtime: Runtime, campaign_id: int, *, page: int, per_page
             if not ids:
                 break
             duplicates = campaign_rows.existing_people(conn, ids, campaign.message_key)
-            for plan in plan_chunk(conn, planning, list(enumerate(ids, start=offset)), now):
+            for plan in plan_chunk(conn, planning, list(enumerate(ids, start=offset)), now, rows=False):
                 row = _row(plan, planning, duplicate=plan.person_id in duplicates)
                 tally.add(row)
                 if plan.ordinal in wanted:

@@ -89,3 +89,40 @@ def bench_segments(
         result = segments.run(kind, people, repeat, pg_url)
         for line in result.lines():
             console.print(line, markup=False)
+
+
+EngineOption = typer.Option("sqlite", "--engine", help="sqlite or postgres (a scratch database; see --pg-url).")
+PgUrlOption = typer.Option(
+    None, "--pg-url", envvar="HERALD_TEST_PG_URL", help="PostgreSQL admin URL for a throwaway database."
+)
+DatabaseUrlOption = typer.Option(
+    None, "--database-url", help="An empty database to use instead of a scratch one (it is migrated)."
+)
+
+
+@bench_app.command("launch")
+def bench_launch(
+    recipients: int = typer.Option(100_000, "--recipients", min=1, help="People in the audience."),
+    engine: str = EngineOption,
+    pg_url: str | None = PgUrlOption,
+    database_url: str | None = DatabaseUrlOption,
+) -> None:
+    """Launch a campaign to N seeded people: freeze + plan + queue, against enqueue_many of N pre-built rows."""
+    from herald.bench import launch
+
+    for line in launch.run(engine, recipients, database_url, pg_url).lines():
+        console.print(line, markup=False)
+
+
+@bench_app.command("simulate")
+def bench_simulate(
+    recipients: int = typer.Option(100_000, "--recipients", min=1, help="People in the audience."),
+    engine: str = EngineOption,
+    pg_url: str | None = PgUrlOption,
+    database_url: str | None = DatabaseUrlOption,
+) -> None:
+    """Simulate a campaign to N seeded people (totals + a page), against reading their planning inputs alone."""
+    from herald.bench import simulate
+
+    for line in simulate.run(engine, recipients, database_url, pg_url).lines():
+        console.print(line, markup=False)

@@ -48,6 +48,9 @@ people = sa.Table(
     sa.Column("created_batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Segment counts (contacts/audience.py): "created within N days" becomes a covering range scan, and
+    # counting active people no longer reads every (wide, JSON-carrying) row.
+    sa.Index("ix_people_status_created_at", "status", "created_at"),
 )
 
 

@@ -44,6 +44,9 @@ CLAIMABLE = (Status.QUEUED, Status.RETRY_WAIT, Status.UNKNOWN)
 SETTLED = (Status.SENT, Status.FAILED, Status.DELIVERED)
 # An attempt in these states may have been accepted: the row may not start another one (R1.9).
 OPEN_ATTEMPT = ("submitting", "unknown")
+# A provider's receipt may say an attempt was accepted before the claim that made it recorded its outcome
+# (and that worker may die): the row is then settled from the receipt, never given a second attempt.
+ACCEPTED_ATTEMPT = ("sent", "delivered")
 
 ATTEMPT_RANK: dict[str, int] = {
     "submitting": 10,
@@ -132,9 +135,8 @@ def attempt(
     row: LedgerRow, token: int, *, attempt_id: int, plan_index: int, current_attempt_status: str | None
 ) -> Change | None:
     """Start a new attempt on channel `plan_index`; refused while fenced out or while the current attempt
-    may have been accepted (it must be resumed or looked up instead: never a second send) or was accepted (a
-    provider's receipt can say so before the worker's own completion lands)."""
-    if not _holds(row, token) or current_attempt_status in (*OPEN_ATTEMPT, "sent", "delivered"):
+    may have been accepted (it must be resumed or looked up instead: never a second send)."""
+    if not _holds(row, token) or current_attempt_status in (*OPEN_ATTEMPT, *ACCEPTED_ATTEMPT):
         return None
     if current_attempt_status == "failed" and plan_index == row.plan_index:
         return None  # accepted, then reported failed (a bounce): this channel is done, only a later one may go

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from herald.consent.policy import ConsentEvent, suppression_reason
@@ -13,7 +13,13 @@ from herald.core.channels import CONSENT_CHANNELS, PARTS, REQUIRED, MessageClass
 from herald.core.channels import consent_purpose as consent_purpose  # the worker reads it from here
 from herald.schedule.caps import CapRule, SendRecord, check_caps
 from herald.schedule.local_time import local_instant
-from herald.schedule.quiet_hours import QuietHoursPolicy, decide_send_time, describe_decision
+from herald.schedule.quiet_hours import (
+    QuietHoursApplied,
+    QuietHoursDecision,
+    QuietHoursPolicy,
+    decide_send_time,
+    describe_decision,
+)
 from herald.schedule.timezones import ZoneResolution, country_zones, is_known_zone, load_zone, resolve_zone
 from herald.templates.checks import TemplateNeeds, find_missing
 from herald.templates.render import Held, TemplateSpec, compile_template, render_template
@@ -41,6 +47,8 @@ class Content:
     check_only: bool = False
     # What each channel subset of the template needs, worked out once per Content (a launch makes one).
     _needs: dict[tuple[str, ...], TemplateNeeds | None] = field(default_factory=dict, compare=False, repr=False)
+    _has: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)  # channel → has content
+    _roots: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,9 @@ class Rules:
     quiet_hours: QuietHoursPolicy
     account_zone: str | None = None
     caps: tuple[CapRule, ...] = ()
+    # Quiet-hours answers by (start, zones, zone source, class): pure, and shared by everyone in a campaign chunk
+    # who starts at the same instant in the same zones (the change-point search costs ~0.2 ms per person).
+    _quiet: dict[tuple[Any, ...], tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,8 @@ class PlannedMessage:
     skips: tuple[tuple[str, str], ...] = ()
     quiet_zone: str | None = None  # the zone quiet hours were read in, with its source (None: not reached)
     quiet_window: str | None = None  # the window applied, or "exempt: transactional"
+    # check_only: the values the template reads (its root names only), for the worker to render from at claim.
+    variables: Mapping[str, Any] | None = None
 
 
 def plan_message(
@@ -105,36 +118,62 @@ def plan_message(
         recipient.fields.get("country"),
         rules.account_zone,
     )
-    base = PlannedMessage(
-        channels=tuple(usable),
-        addresses=addresses,
-        content={},
-        status="held",
-        available_at=request.now,
-        zones=zone.zones,
-        zone_source=zone.source,
-        skips=tuple(skips),
-    )
-    rendered = _check(usable, recipient, content) if content.check_only else _render(usable, recipient, content)
-    if isinstance(rendered, Held):
-        return replace(base, hold_reason=rendered.reason)
-    base = replace(base, content=rendered)
+    # Built once at the end (a campaign plans 100,000 of these; `replace` per step was a tenth of the time).
+    common: dict[str, Any] = {
+        "channels": tuple(usable),
+        "addresses": addresses,
+        "zones": zone.zones,
+        "zone_source": zone.source,
+        "skips": tuple(skips),
+    }
+    parts: Mapping[str, Mapping[str, Any]] = {}
+    variables: Mapping[str, Any] | None = None
+    if content.check_only:
+        variables, held = _check(usable, recipient, content)
+        if held is not None:
+            return PlannedMessage(**common, content={}, variables=variables, status="held",
+                                  available_at=request.now, hold_reason=held.reason)  # fmt: skip
+    else:
+        rendered = _render(usable, recipient, content)
+        if isinstance(rendered, Held):
+            return PlannedMessage(**common, content={}, status="held", available_at=request.now,
+                                  hold_reason=rendered.reason)  # fmt: skip
+        parts = rendered
+    common.update(content=parts, variables=variables)
     start = max(request.now, _not_before(request, zone, rules) or request.now)
     caps = check_caps(rules.caps, usable[0], request.message_class, recent, request.now)
     if not caps.allowed and caps.release_at is None:
-        return replace(base, available_at=start, hold_reason=caps.reason)
+        return PlannedMessage(**common, status="held", available_at=start, hold_reason=caps.reason)
     if not caps.allowed and caps.release_at is not None:
         start = max(start, caps.release_at)
-    keep_zones_loaded(zone.zones, rules.quiet_hours)
-    decision = decide_send_time(start, zone.zones, rules.quiet_hours, request.message_class)
-    applied = describe_decision(decision, zone.zones, zone.source, rules.quiet_hours, request.message_class)
-    base = replace(base, quiet_zone=applied.zone, quiet_window=applied.window)
+    decision, applied = _quiet_hours(start, zone, rules, request.message_class)
+    common.update(quiet_zone=applied.zone, quiet_window=applied.window)
     if decision.send_at is None:
-        return replace(base, available_at=start, hold_reason=f"quiet_hours:{decision.reason}")
+        return PlannedMessage(**common, status="held", available_at=start, hold_reason=f"quiet_hours:{decision.reason}")
     if decision.send_at > start or not caps.allowed:
         reason = "quiet_hours" if decision.send_at > start else caps.reason
-        return replace(base, available_at=decision.send_at, hold_reason=reason, releasable=True)
-    return replace(base, status="queued", available_at=decision.send_at)
+        return PlannedMessage(
+            **common, status="held", available_at=decision.send_at, hold_reason=reason, releasable=True
+        )
+    return PlannedMessage(**common, status="queued", available_at=decision.send_at)
+
+
+_QUIET_MEMO_LIMIT = 50_000
+
+
+def _quiet_hours(
+    start: dt.datetime, zone: ZoneResolution, rules: Rules, message_class: MessageClass
+) -> tuple[QuietHoursDecision, QuietHoursApplied]:
+    key = (start, zone.zones, zone.source, message_class)
+    found = rules._quiet.get(key)
+    if found is not None:
+        return found
+    keep_zones_loaded(zone.zones, rules.quiet_hours)
+    decision = decide_send_time(start, zone.zones, rules.quiet_hours, message_class)
+    applied = describe_decision(decision, zone.zones, zone.source, rules.quiet_hours, message_class)
+    if len(rules._quiet) < _QUIET_MEMO_LIMIT:
+        rules._quiet[key] = (decision, applied)
+    return decision, applied
 
 
 def start_zone(zone: ZoneResolution, rules: Rules) -> str:
@@ -165,7 +204,7 @@ def _usable_channels(
         problem = None
         if address is None:
             problem = "no_address"
-        elif not _has_content(channel, content):
+        elif not _content_for(channel, content):
             problem = "no_content"
         elif channel in CONSENT_CHANNELS:
             problem = suppression_reason(recipient.consent, channel, purpose)
@@ -185,6 +224,13 @@ def _address(channel: str, recipient: Recipient, content: Content) -> str | None
         url = content.inline.get("webhook", {}).get("url")
         return str(url) if url else None
     return recipient.phones[0] if recipient.phones else None
+
+
+def _content_for(channel: str, content: Content) -> bool:
+    found = content._has.get(channel)
+    if found is None:
+        found = content._has[channel] = _has_content(channel, content)
+    return found
 
 
 def _has_content(channel: str, content: Content) -> bool:
@@ -257,17 +303,22 @@ def template_needs(channels: Sequence[str], content: Content) -> TemplateNeeds |
     return compile_template(spec).needs if spec is not None else None
 
 
-def _check(channels: Sequence[str], recipient: Recipient, content: Content) -> dict[str, dict[str, Any]] | Held:
-    """check_only: the variable checks rendering would start with (find_missing), without rendering."""
+def _check(channels: Sequence[str], recipient: Recipient, content: Content) -> tuple[dict[str, Any], Held | None]:
+    """check_only: the variable checks rendering starts with (find_missing), without rendering; and the values
+    under the names the template reads (a row keeps those, not the whole contact twice over)."""
     key = tuple(channels)
     if key not in content._needs:
         content._needs[key] = template_needs(channels, content)
     needs = content._needs[key]
-    if needs is not None:
-        missing = find_missing(needs, template_values(recipient, content.variables))
-        if missing:
-            return Held(f"missing_variable:{missing[0]}", variables=missing)
-    return {}
+    if needs is None:
+        return {}, None
+    values = template_values(recipient, content.variables)
+    roots = content._roots.get(key)
+    if roots is None:
+        roots = content._roots[key] = frozenset(path.split(".", 1)[0] for path in needs.variables)
+    kept = {name: value for name, value in values.items() if name in roots}
+    missing = find_missing(needs, values)
+    return kept, Held(f"missing_variable:{missing[0]}", variables=missing) if missing else None
 
 
 _held_zones: dict[str, zoneinfo.ZoneInfo] = {}

@@ -1,4 +1,4 @@
-"""saved segments, and the consent ledger's current state per person × channel × purpose (backfilled)
+"""saved segments, an index for segment counts, and the consent ledger's current state per person × channel × purpose (backfilled)
 
 Revision ID: 0011
 Revises: 0010
@@ -128,10 +128,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("person_id", "channel", "purpose", name=op.f("pk_consent_states")),
     )
     op.create_index("ix_consent_states_lookup", "consent_states", ["channel", "purpose", "state", "person_id"])
+    op.create_index("ix_people_status_created_at", "people", ["status", "created_at"])
     _backfill()
 
 
 def downgrade() -> None:
+    op.drop_index("ix_people_status_created_at", table_name="people")
     op.drop_index("ix_consent_states_lookup", table_name="consent_states")
     op.drop_table("consent_states")
     op.drop_table("segments")
