@@ -48,9 +48,10 @@ people = sa.Table(
     sa.Column("created_batch_id", sa.BigInteger, sa.ForeignKey("import_batches.id"), index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    # Segment counts (contacts/audience.py): "created within N days" becomes a covering range scan, and
-    # counting active people no longer reads every (wide, JSON-carrying) row.
-    sa.Index("ix_people_status_created_at", "status", "created_at"),
+    # Segment counts (contacts/audience.py): "created within N days" becomes a covering range scan. Not
+    # (status, created_at): SQLite would then walk every active person through the index, fetching rows
+    # in created_at order (random reads: 15 s instead of a 0.5 s scan over a million people).
+    sa.Index("ix_people_created_at_status", "created_at", "status"),
 )
 
 

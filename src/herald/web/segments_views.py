@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from herald.core.errors import HeraldError, InvalidInputError, NotFoundError
-from herald.core.inputs import Id
+from herald.core.inputs import Id, Text
 from herald.segments import service
 from herald.segments.audience import ATTRIBUTE_OPS, CONDITION_TYPES
 from herald.web.contacts_views import StaffDep, not_found
@@ -23,7 +23,7 @@ MAX_DEFINITION_CHARS = 100_000
 NOTICES = {"created": "Segment saved.", "saved": "Segment saved.", "deleted": "Segment deleted."}
 EXAMPLE = {"all": [{"type": "consent", "channel": "email"}, {"type": "country", "in": ["FR", "DE"]}]}
 
-DefinitionField = Annotated[str, Form(max_length=MAX_DEFINITION_CHARS)]
+DefinitionField = Annotated[Text, Form(max_length=MAX_DEFINITION_CHARS)]
 
 
 def _pretty(data: Any) -> str:
@@ -41,7 +41,7 @@ def _parse_json(text: str) -> dict[str, Any]:
 
 
 @router.get("")
-def segments_page(request: Request, signed_in: StaffDep, notice: str = "") -> Response:
+def segments_page(request: Request, signed_in: StaffDep, notice: Text = "") -> Response:
     found = service.list_segments(get_runtime(request).engine)
     rows = [{"segment": s, "summary": json.dumps(s.definition.as_data())[:160]} for s in found]
     return render(request, "segments.html", {"title": "Segments", "rows": rows, "notice": NOTICES.get(notice)})
@@ -78,7 +78,7 @@ def new_segment(request: Request, signed_in: StaffDep) -> Response:
 
 @router.post("", dependencies=CSRF)
 def create_segment(
-    request: Request, signed_in: StaffDep, name: Annotated[str, Form(max_length=200)], definition: DefinitionField
+    request: Request, signed_in: StaffDep, name: Annotated[Text, Form(max_length=200)], definition: DefinitionField
 ) -> Response:
     try:
         data = _parse_json(definition)
@@ -152,7 +152,7 @@ async def add_condition(request: Request, signed_in: StaffDep) -> Response:
 
 
 @router.get("/{segment_id}")
-def edit_segment(request: Request, signed_in: StaffDep, segment_id: Id, notice: str = "") -> Response:
+def edit_segment(request: Request, signed_in: StaffDep, segment_id: Id, notice: Text = "") -> Response:
     try:
         segment = service.find_segment(get_runtime(request).engine, segment_id)
     except NotFoundError as exc:
@@ -171,7 +171,7 @@ def save_segment(
     request: Request,
     signed_in: StaffDep,
     segment_id: Id,
-    name: Annotated[str, Form(max_length=200)],
+    name: Annotated[Text, Form(max_length=200)],
     definition: DefinitionField,
 ) -> Response:
     try:

@@ -128,12 +128,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("person_id", "channel", "purpose", name=op.f("pk_consent_states")),
     )
     op.create_index("ix_consent_states_lookup", "consent_states", ["channel", "purpose", "state", "person_id"])
-    op.create_index("ix_people_status_created_at", "people", ["status", "created_at"])
+    op.create_index("ix_people_created_at_status", "people", ["created_at", "status"])
     _backfill()
 
 
 def downgrade() -> None:
-    op.drop_index("ix_people_status_created_at", table_name="people")
+    op.drop_index("ix_people_created_at_status", table_name="people")
     op.drop_index("ix_consent_states_lookup", table_name="consent_states")
     op.drop_table("consent_states")
     op.drop_table("segments")
