@@ -16,6 +16,7 @@ from herald.cli import (
     segments,
     serve,
     simulator,
+    templates,
     users,
 )
 
@@ -26,7 +27,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (db, apikeys, serve, contacts, backups, bench, simulator, users, messages, jobs, segments, campaigns):
+for module in (
+    db,
+    apikeys,
+    serve,
+    contacts,
+    backups,
+    bench,
+    simulator,
+    users,
+    messages,
+    segments,
+    templates,
+    jobs,
+    campaigns,
+):
     module.register(app)
 
 

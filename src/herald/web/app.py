@@ -19,6 +19,7 @@ from herald.web import (
     account_views,
     audit_views,
     auth_views,
+    campaigns_views,
     contacts_views,
     data_views,
     duplicates_views,
@@ -26,6 +27,7 @@ from herald.web import (
     imports_views,
     messages_views,
     segments_views,
+    templates_views,
     users_views,
 )
 from herald.web.deps import (
@@ -95,6 +97,7 @@ def mount_web(app: FastAPI, runtime: Runtime) -> None:
         app.include_router(module.router, include_in_schema=False)
     _mount_contact_pages(app)
     _mount_message_pages(app)
+    _mount_campaign_pages(app)
     _mount_segment_pages(app)
 
 
@@ -115,6 +118,15 @@ def _mount_message_pages(app: FastAPI) -> None:
     # Read-only for every role (see messages_views); beside Contacts, since a message is always to a person.
     app.include_router(messages_views.router, include_in_schema=False)
     register_nav(app, NavItem("Messages", "/messages"), before="Imports")
+
+
+def _mount_campaign_pages(app: FastAPI) -> None:
+    # Writing templates and campaigns is marketing work: admins and marketers (see templates_views).
+    staff = frozenset({"admin", "marketer"})
+    for module in (campaigns_views, templates_views):
+        app.include_router(module.router, include_in_schema=False)
+    register_nav(app, NavItem("Campaigns", "/campaigns", staff), before="Imports")
+    register_nav(app, NavItem("Templates", "/templates", staff), before="Imports")
 
 
 def _mount_segment_pages(app: FastAPI) -> None:
