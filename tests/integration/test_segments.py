@@ -207,6 +207,16 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("created after", {"type": "created", "op": "after", "at": "2026-11-15T00:00:00+01:00"}, {"cat", "dan", "fay"}),
     ("created within 5 days", {"type": "created", "op": "within_days", "days": 5}, {"cat", "dan", "fay"}),
     (
+        "double negation under a negated all",
+        {"not": {"all": [{"type": "tag", "tag": "vip"}, {"not": {"type": "country", "in": ["FR"]}}]}},
+        {"ann", "bob", "cat", "fay"},
+    ),
+    (
+        "negated empty groups",
+        {"any": [{"not": {"all": []}}, {"not": {"any": []}}]},
+        {"ann", "bob", "cat", "dan", "fay"},
+    ),
+    (
         "nested groups",
         {
             "any": [

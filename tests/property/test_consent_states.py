@@ -206,7 +206,7 @@ pure_event = st.builds(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(events=st.lists(pure_event, max_size=12))
 def test_the_one_pass_fold_is_the_policy_fold(events: list[ConsentEvent]) -> None:
     """current_states (what the table stores) equals consent_state for every channel × purpose."""

@@ -418,15 +418,22 @@ def _cost(node: Node) -> int:
     return _COSTS[type(node)]
 
 
-def _predicate(node: Node, now: dt.datetime) -> sa.ColumnElement[bool]:
-    if isinstance(node, AllOf | AnyOf):
-        if not node.children:
-            return sa.true() if isinstance(node, AllOf) else sa.false()
-        terms = [_predicate(child, now) for child in sorted(node.children, key=_cost)]
-        return sa.and_(*terms) if isinstance(node, AllOf) else sa.or_(*terms)
+def _predicate(node: Node, now: dt.datetime, *, negated: bool = False) -> sa.ColumnElement[bool]:
+    """SQL for `node` (or its complement), with negations pushed down to the leaves (De Morgan).
+
+    `not any(a, b)` becomes `not a and not b`: PostgreSQL then runs a negated person set as an anti-join
+    instead of a probe per person under an OR; every leaf is two-valued, so the rewrite is exact.
+    """
     if isinstance(node, NotOf):
-        return sa.not_(_predicate(node.child, now))
-    return _COMPILERS[type(node)](node, now)
+        return _predicate(node.child, now, negated=not negated)
+    if isinstance(node, AllOf | AnyOf):
+        conjunction = isinstance(node, AllOf) != negated  # all → and; a negated all → or (and vice versa)
+        if not node.children:
+            return sa.true() if conjunction else sa.false()
+        terms = [_predicate(child, now, negated=negated) for child in sorted(node.children, key=_cost)]
+        return sa.and_(*terms) if conjunction else sa.or_(*terms)
+    leaf = _COMPILERS[type(node)](node, now)
+    return sa.not_(leaf) if negated else leaf
 
 
 def audience_select(definition: Definition, *, now: dt.datetime | None = None) -> sa.Select[tuple[int]]:
