@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -124,39 +123,16 @@ def plan_person(
 
 def _row(planning: Planning, recipient: Recipient, planned: PlannedMessage | Skip, now: dt.datetime) -> NewMessage:
     campaign = planning.campaign
-    common: dict[str, Any] = {
-        "person_id": recipient.person_id,
-        "message_key": campaign.message_key,
-        "message_class": campaign.message_class,
-        "template_id": planning.template.id,
-        "template_version": planning.template.version,
-        "campaign_id": campaign.id,
-    }
-    if isinstance(planned, Skip):
-        # Nothing can go, but the row records the decision and keeps the person's place in the campaign.
-        return NewMessage(
-            **common,
-            status="held",
-            channels=list(campaign.channels),
-            addresses={},
-            content={},
-            available_at=now,
-            hold_reason=planned.reason,
-            skips=[{"channel": c, "reason": r} for c, r in planned.skips],
-        )
-    return NewMessage(
-        **common,
-        status=planned.status,
-        channels=planned.channels,
-        addresses=planned.addresses,
-        content={},  # rendered by the worker at claim time, from the pinned version and these variables
-        variables=planned.variables,
-        available_at=planned.available_at,
-        zones=planned.zones,
-        zone_source=planned.zone_source,
-        hold_reason=planned.hold_reason,
-        releasable=planned.releasable,
-        skips=[{"channel": c, "reason": r} for c, r in planned.skips],
-        quiet_zone=planned.quiet_zone,
-        quiet_window=planned.quiet_window,
+    # Rendered by the worker at claim time, from the pinned version and the plan's variables.
+    return bulk_plan.ledger_row(
+        planned,
+        person_id=recipient.person_id,
+        message_key=campaign.message_key,
+        message_class=campaign.message_class,
+        channels=campaign.channels,
+        now=now,
+        render_at_claim=True,
+        template_id=planning.template.id,
+        template_version=planning.template.version,
+        campaign_id=campaign.id,
     )

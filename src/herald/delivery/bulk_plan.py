@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -14,7 +15,7 @@ from herald.db.delivery_tables import messages
 from herald.db.runtime import Runtime
 from herald.delivery import ledger
 from herald.delivery.decide import quiet_policy
-from herald.delivery.planner import Recipient, Rules
+from herald.delivery.planner import PlannedMessage, Recipient, Rules, Skip
 from herald.delivery.settings import DeliverySettings, delivery_settings
 from herald.schedule.caps import SendRecord
 
@@ -152,3 +153,53 @@ def _existing_ids(conn: sa.Connection, pairs: Sequence[tuple[int, str]]) -> dict
         for mid, pid, key in conn.execute(query):
             found[(int(pid), str(key))] = int(mid)
     return found
+
+
+def ledger_row(
+    planned: PlannedMessage | Skip,
+    *,
+    person_id: int,
+    message_key: str,
+    message_class: str,
+    channels: Sequence[str],
+    now: dt.datetime,
+    render_at_claim: bool = False,
+    **reference: Any,
+) -> ledger.NewMessage:
+    """The ledger row for one plan, for every intake (single, batch, campaign). `reference`: template_id,
+    template_version, campaign_id. With `render_at_claim` the row keeps the plan's variables instead of
+    rendered content (the worker renders it from the pinned version)."""
+    common: Mapping[str, Any] = {
+        "person_id": person_id,
+        "message_key": message_key,
+        "message_class": message_class,
+        **reference,
+    }
+    if isinstance(planned, Skip):
+        # Nothing can go, but the row still records the decision (and keeps the key taken).
+        return ledger.NewMessage(
+            **common,
+            status="held",
+            channels=list(channels),
+            addresses={},
+            content={},
+            available_at=now,
+            hold_reason=planned.reason,
+            skips=[{"channel": c, "reason": r} for c, r in planned.skips],
+        )
+    return ledger.NewMessage(
+        **common,
+        status=planned.status,
+        channels=planned.channels,
+        addresses=planned.addresses,
+        content={} if render_at_claim else planned.content,
+        variables=planned.variables if render_at_claim else None,
+        available_at=planned.available_at,
+        zones=planned.zones,
+        zone_source=planned.zone_source,
+        hold_reason=planned.hold_reason,
+        releasable=planned.releasable,
+        skips=[{"channel": c, "reason": r} for c, r in planned.skips],
+        quiet_zone=planned.quiet_zone,
+        quiet_window=planned.quiet_window,
+    )

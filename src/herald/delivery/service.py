@@ -21,7 +21,7 @@ from herald.db.bulk import insert_returning
 from herald.db.delivery_tables import idempotency_keys
 from herald.db.runtime import Runtime, instance_secret
 from herald.delivery import breaker, ledger
-from herald.delivery.bulk_plan import load_recipients, plan_rules, recent_sends
+from herald.delivery.bulk_plan import ledger_row, load_recipients, plan_rules, recent_sends
 from herald.delivery.planner import (
     Content,
     PlannedMessage,
@@ -315,40 +315,15 @@ def new_message(
     template_version: int | None,
     now: dt.datetime,
 ) -> ledger.NewMessage:
-    if isinstance(planned, Skip):
-        # Nothing can go, but the row still records the decision (and keeps the key taken).
-        return ledger.NewMessage(
-            person_id=person_id,
-            message_key=message_key,
-            message_class=request.message_class,
-            status="held",
-            channels=list(request.channels),
-            addresses={},
-            content={},
-            available_at=now,
-            hold_reason=planned.reason,
-            skips=[{"channel": c, "reason": r} for c, r in planned.skips],
-            template_id=request.template_id,
-            template_version=template_version,
-        )
-    return ledger.NewMessage(
+    return ledger_row(
+        planned,
         person_id=person_id,
         message_key=message_key,
         message_class=request.message_class,
-        status=planned.status,
-        channels=planned.channels,
-        addresses=planned.addresses,
-        content=planned.content,
-        available_at=planned.available_at,
-        zones=planned.zones,
-        zone_source=planned.zone_source,
-        hold_reason=planned.hold_reason,
-        releasable=planned.releasable,
-        skips=[{"channel": c, "reason": r} for c, r in planned.skips],
+        channels=request.channels,
+        now=now,
         template_id=request.template_id,
         template_version=template_version,
-        quiet_zone=planned.quiet_zone,
-        quiet_window=planned.quiet_window,
     )
 
 
