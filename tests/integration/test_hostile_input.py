@@ -194,7 +194,7 @@ def test_text_with_nul_gets_422_everywhere_and_stores_nothing(api: Any, runtime:
 # --- disk full ---------------------------------------------------------------------------------
 
 
-def cap_pages(dbapi_conn: Any, _record: Any) -> None:
+def cap_pages(dbapi_conn: Any, *_: Any) -> None:
     """SQLite's own limit on the file size, set to what it is now: every new page is SQLITE_FULL."""
     pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
     dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
@@ -209,7 +209,9 @@ def fill_storage(runtime: Runtime, db_kind: str) -> None:
         with sqlite3.connect(path) as raw:
             raw.execute("VACUUM")  # no free pages left to reuse: the next write must grow the file
 
-        sa.event.listen(runtime.engine, "connect", cap_pages)
+        # On every checkout, not only on connect: a connection a background thread (the app's worker,
+        # its heartbeat) opened before the cap was set would otherwise write without it.
+        sa.event.listen(runtime.engine, "checkout", cap_pages)
         return
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql(
@@ -224,7 +226,7 @@ def fill_storage(runtime: Runtime, db_kind: str) -> None:
 
 def free_storage(runtime: Runtime, db_kind: str) -> None:
     if db_kind == "sqlite":
-        sa.event.remove(runtime.engine, "connect", cap_pages)
+        sa.event.remove(runtime.engine, "checkout", cap_pages)
         runtime.engine.dispose()
         return
     with runtime.engine.begin() as conn:
