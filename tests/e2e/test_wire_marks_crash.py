@@ -227,7 +227,9 @@ def _crash_run(
         sink = SinkLog(sink_file)
         alive = [workers.start() for _ in range(worker_count)]
         try:
-            while len(mid_send) < kills:
+            # Count only kills that caught the victim with attempts in flight: a kill that lands between two
+            # batches (completions are grouped and fast) proves nothing, so another one follows, up to a cap.
+            while sum(1 for n in mid_send if n) < kills and len(mid_send) < kills * 4:
                 victim = rng.choice(alive)
                 deadline, next_check, armed = time.monotonic() + 60, 0.0, False
                 while time.monotonic() < deadline and not armed:
@@ -285,9 +287,8 @@ def _crash_run(
     assert unconfirmed_lost == [], f"sent_unconfirmed but never received: {unconfirmed_lost[:10]}"
     assert lost == [], f"lost: {lost[:10]}"
     assert set(statuses) <= set(SETTLED), statuses
-    # Kills landed while the victims were sending (each was armed by a message over the victim's own
-    # connection); most leave attempts in flight — the cases the marks exist for.
-    assert sum(1 for n in mid_send if n) >= kills // 2, mid_send
+    # Every counted kill landed while the victim had attempts in flight — the cases the marks exist for.
+    assert sum(1 for n in mid_send if n) == kills, mid_send
 
 
 @pytest.mark.slow
