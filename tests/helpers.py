@@ -1,15 +1,18 @@
-"""Small helpers shared by tests: the CLI in-process, free loopback ports, the CI flag, postfix's address."""
+"""Small helpers shared by tests: the CLI in-process, free loopback ports, an in-process SMTP server, the CI flag,
+postfix's address."""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 from typer.testing import CliRunner, Result
 
 from herald.cli.main import app
@@ -36,6 +39,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def smtp_server(handler: Any) -> Iterator[int]:
+    """An aiosmtpd server with `handler` on a free loopback port, in its own thread; yields the port."""
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
 
 
 def postfix_address() -> tuple[str, int]:

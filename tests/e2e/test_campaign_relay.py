@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from herald.db.runtime import Runtime
-from tests.helpers import free_port
+from tests.helpers import smtp_server
 from tests.integration.test_campaigns import EVERYONE, _launch, _rows, _segment, _subscribed, _template
 
 HERALD = str(Path(sys.executable).with_name("herald"))
@@ -50,13 +49,9 @@ class Sink:
 
 @pytest.fixture
 def sink() -> Iterator[tuple[Sink, int]]:
-    handler, port = Sink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    handler = Sink()
+    with smtp_server(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def _wait(predicate: Any, timeout: float, what: str, log: Path) -> None:

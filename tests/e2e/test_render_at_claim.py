@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from herald.channels.registry import ChannelRegistry
 from herald.channels.smtp import SmtpConfig, SmtpEmailProvider, SmtpSecurity
@@ -25,7 +24,7 @@ from herald.delivery import ledger
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.worker import Deliverer
 from herald.templates.store import create_template
-from tests.helpers import free_port
+from tests.helpers import smtp_server
 from tests.integration.test_messages_pages import sign_in
 
 PARTS = {
@@ -56,13 +55,9 @@ class Sink:
 
 @pytest.fixture
 def sink() -> Iterator[tuple[Sink, int]]:
-    handler, port = Sink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    handler = Sink()
+    with smtp_server(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from herald.channels.registry import ChannelRegistry
@@ -31,7 +30,7 @@ from herald.delivery import ledger, service
 from herald.delivery.settings import DeliverySettings
 from herald.delivery.wire_marks import WireMarks, marks_root
 from herald.delivery.worker import Deliverer, new_worker_id
-from tests.helpers import cli, free_port
+from tests.helpers import cli, free_port, smtp_server
 from tests.integration.test_messages_pages import _csrf, sign_in
 
 LEASE = dt.timedelta(seconds=60)
@@ -52,13 +51,9 @@ class Relay:
 
 @pytest.fixture
 def relay() -> Iterator[tuple[Relay, int]]:
-    handler, port = Relay(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    handler = Relay()
+    with smtp_server(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def _root(runtime: Runtime) -> Path:
