@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import typer
@@ -53,6 +54,19 @@ class _AnnouncingServer(uvicorn.Server):
             console.print(self.banner)
 
 
+def settle_garbage_collector() -> None:
+    """Move start-up's objects out of the collector's sight and collect young objects less often.
+
+    A 1,000-item batch builds ~100,000 short-lived objects; with the default threshold (700) the cyclic
+    collector ran full generation scans over the whole app during requests: ~20 % of the server's CPU in
+    the batch-intake profile. Reference counting still frees almost everything at once; cycles are still
+    collected, just in larger, rarer steps.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def serve(
     host: str | None = typer.Option(None, help="Address to bind (default HERALD_HOST, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default HERALD_PORT, 8025)."),
@@ -63,6 +77,7 @@ def serve(
         bind_host, bind_port = host or rt.settings.host, port or rt.settings.port
         sock = bind_listener(bind_host, bind_port)
         app = create_app(rt, embedded_worker=not no_worker)
+        settle_garbage_collector()
         config = uvicorn.Config(app, log_level="warning")
         banner = f"Herald is running at http://{bind_host}:{bind_port}/  (API docs: /docs)"
         with sock:
