@@ -196,7 +196,7 @@ def _row(plan: PersonPlan, planning: Planning, *, duplicate: bool) -> SimulatedR
         return _unplanned(plan, name, "skip", None, NOT_ACTIVE, "No longer an active contact (merged or erased).")
     if isinstance(planned, Skip):
         return _unplanned(plan, name, "skip", "held", planned.reason, _skip_text(planned))
-    zone = start_zone(ZoneResolution(tuple(planned.zones), planned.zone_source, False), planning.rules)  # type: ignore[arg-type]
+    zone = start_zone(ZoneResolution(tuple(planned.zones), planned.zone_source, False), planning.rules)
     local = planned.available_at.astimezone(load_zone(zone))
     note = f"time zone unknown: {zone} (the account zone) used" if planned.zone_source in GUESSED else None
     quiet_until = planned.available_at if planned.hold_reason == "quiet_hours" else None

@@ -20,7 +20,7 @@ from herald.schedule.quiet_hours import (
     decide_send_time,
     describe_decision,
 )
-from herald.schedule.timezones import ZoneResolution, country_zones, is_known_zone, load_zone, resolve_zone
+from herald.schedule.timezones import ZoneResolution, ZoneSource, country_zones, is_known_zone, load_zone, resolve_zone
 from herald.templates.checks import TemplateNeeds, find_missing
 from herald.templates.render import Held, TemplateSpec, compile_template, render_template
 
@@ -95,7 +95,7 @@ class PlannedMessage:
     status: str  # queued | held
     available_at: dt.datetime
     zones: tuple[str, ...]
-    zone_source: str
+    zone_source: ZoneSource
     hold_reason: str | None = None
     releasable: bool = False  # a hold that ends by itself at available_at (quiet hours, caps)
     skips: tuple[tuple[str, str], ...] = ()
