@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import select
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import cast
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse
+from aiosmtplib.protocol import SMTPProtocol
 
 from herald.channels.base import (
     Channel,
@@ -34,6 +37,7 @@ from herald.channels.mime import message_id as format_message_id
 from herald.core.clock import Clock
 
 _DOT_STUFF = re.compile(rb"(?m)^\.")
+_FINAL_DOT = b".\r\n"
 _RATE_WORDS = re.compile(
     r"rate.?limit|too many (?:connections|messages|mails|sessions|requests)|throttl|greylist|slow down",
     re.IGNORECASE,
@@ -277,10 +281,10 @@ class SmtpEmailProvider:
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         protocol.write(body)
-        await self._flushed(protocol.transport)
+        fd = await self._flushed(protocol.transport)
         if self.wire_marks is not None:
             self.wire_marks.before_final_dot(reference)
-        protocol.write(b".\r\n")
+        _write_final_dot(protocol, fd)
         try:
             reply = await protocol.read_response(timeout=self._config.command_timeout)
         except (*_TRANSPORT_ERRORS, aiosmtplib.SMTPException) as exc:
@@ -289,17 +293,27 @@ class SmtpEmailProvider:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         return reply
 
-    async def _flushed(self, transport: asyncio.BaseTransport) -> None:
-        """Wait until the transport holds no unsent bytes, so the dot written next goes straight to the kernel
-        (a killed process's user-space buffer is lost; what the kernel's socket buffer holds is still sent)."""
+    async def _flushed(self, transport: asyncio.BaseTransport) -> int | None:
+        """Wait until the transport holds no unsent bytes and, on a plain connection, until the kernel's socket
+        buffer has room; return that socket's fd (None under TLS).
+
+        Why: a killed process's user-space buffer is lost, what the kernel holds is still sent. With the fd,
+        the dot is one os.write right after the mark's — the narrowest window a kill can land in (about a
+        microsecond of interpreter work), and never into a user-space buffer that a full kernel would force.
+        """
         writer = cast(asyncio.WriteTransport, transport)
+        fd = _plain_socket_fd(transport)
+        poller = select.poll()
+        if fd is not None:
+            poller.register(fd, select.POLLOUT)
         async with asyncio.timeout(self._config.command_timeout):
             delay = 0.0
-            while writer.get_write_buffer_size():
+            while writer.get_write_buffer_size() or (fd is not None and not poller.poll(0)):
                 if writer.is_closing():
                     raise aiosmtplib.SMTPServerDisconnected("connection lost while the message was being sent")
                 await asyncio.sleep(delay)
                 delay = min(0.01, delay + 0.001)
+        return fd
 
     async def _reset(self, client: aiosmtplib.SMTP) -> bool:
         """RSET after a refusal so the connection can carry the next message; False if that fails."""
@@ -310,3 +324,26 @@ class SmtpEmailProvider:
         except (aiosmtplib.SMTPException, OSError):
             return False
         return True
+
+
+def _plain_socket_fd(transport: asyncio.BaseTransport) -> int | None:
+    """The connection's socket fd when nothing sits between us and it (no TLS layer), else None."""
+    if transport.get_extra_info("ssl_object") is not None:
+        return None
+    sock = transport.get_extra_info("socket")
+    return None if sock is None else int(sock.fileno())
+
+
+def _write_final_dot(protocol: SMTPProtocol, fd: int | None) -> None:
+    """The end-of-data dot: straight into the kernel when we hold the fd (the transport's buffer is empty, so
+    no byte can overtake another), else through the transport. A short or refused write hands the rest to
+    the transport; a broken connection raises OSError before anything of the dot left (safe to re-send)."""
+    sent = 0
+    if fd is not None:
+        try:
+            sent = os.write(fd, _FINAL_DOT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent == len(_FINAL_DOT):
+            return
+    protocol.write(_FINAL_DOT[sent:])
