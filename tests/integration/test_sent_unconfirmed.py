@@ -273,3 +273,87 @@ def test_an_attempt_a_receipt_confirmed_before_its_worker_died_is_not_sent_again
     row = _row(runtime, message_id)
     assert row["status"] == "sent" and len(row["attempts"]) == 1 and row["attempts"][0]["resubmissions"] == 0
     assert sink.received == []
+
+
+@dataclass
+class StallingRelay(Relay):
+    """Stalls once, past the worker's per-attempt time limit, at RCPT (before DATA) or after the final dot."""
+
+    stall_at: str = "rcpt"
+    stalls: int = 1
+
+    async def _stall(self, where: str) -> None:
+        if self.stall_at == where and self.stalls:
+            self.stalls -= 1
+            await asyncio.sleep(1.6)  # the attempt's limit is max(1 s, lease / 2) = 1 s here
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        await self._stall("rcpt")
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)  # queued, as a relay does before its 250
+        await self._stall("dot")
+        return reply
+
+
+def _deliver_with_short_lease(runtime: Runtime, port: int) -> None:
+    worker = new_worker_id()
+    marks = WireMarks(_root(runtime), worker)
+    config = SmtpConfig(host="127.0.0.1", port=port, security=SmtpSecurity.PLAIN, default_sender="h@localhost")
+    provider = SmtpEmailProvider(config, runtime.clock, wire_marks=marks)
+    delivery = DeliverySettings(delivery_lease_seconds=2, reconcile_delay_seconds=5)
+    deliverer = Deliverer(runtime, ChannelRegistry([provider]), delivery, worker_id=worker)
+
+    async def run() -> None:
+        await deliverer.run_batch(limit=10)
+        await provider.aclose()
+
+    asyncio.run(run())
+    marks.close()
+
+
+def _queued(runtime: Runtime) -> int:
+    request = service.SendRequest(
+        message_class="transactional",
+        channels=["email"],
+        email="zoe@example.org",
+        content={"email": {"subject": "Your code", "text": "It is 123456."}},
+    )
+    return int(service.submit_message(runtime, "test", uuid.uuid4().hex, {}, request).body["id"])
+
+
+def test_an_attempt_cut_off_before_its_final_dot_is_sent_again_soon_with_its_message_id(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    sink = StallingRelay(stall_at="rcpt")
+    with smtp_server(sink) as port:
+        message_id = _queued(runtime)
+        _deliver_with_short_lease(runtime, port)  # times out at RCPT: closed before DATA, nothing marked
+        row = _row(runtime, message_id)
+        assert row["status"] == "unknown" and row["attempts"][0]["note"] == "outcome_unknown:before_final_dot"
+        assert row["available_at"] - clock.now() <= dt.timedelta(seconds=5)  # not the 10-minute deadline
+        clock.advance(dt.timedelta(seconds=6))
+        _deliver_with_short_lease(runtime, port)
+    row = _row(runtime, message_id)
+    [attempt] = row["attempts"]
+    assert row["status"] == "sent" and attempt["status"] == "sent" and attempt["resubmissions"] == 1
+    assert sink.received == [f"<{attempt['reference']}@localhost>"]
+
+
+def test_an_attempt_cut_off_after_its_final_dot_is_never_sent_again(runtime: Runtime, clock: FrozenClock) -> None:
+    sink = StallingRelay(stall_at="dot")
+    with smtp_server(sink) as port:
+        message_id = _queued(runtime)
+        _deliver_with_short_lease(runtime, port)  # the dot left (marked); the reply came too late
+        row = _row(runtime, message_id)
+        assert row["status"] == "unknown" and row["attempts"][0]["note"] == "outcome_unknown"
+        clock.advance(dt.timedelta(seconds=6))
+        _deliver_with_short_lease(runtime, port)  # before the deadline: still waiting, nothing sent
+        assert _row(runtime, message_id)["status"] == "unknown"
+        clock.advance(dt.timedelta(minutes=11))
+        _deliver_with_short_lease(runtime, port)
+    row = _row(runtime, message_id)
+    assert row["status"] == "sent_unconfirmed" and row["hold_reason"] == "unconfirmed:reply_lost"
+    assert sink.received == [f"<{row['attempts'][0]['reference']}@localhost>"]  # once: the stalled copy

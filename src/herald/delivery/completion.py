@@ -13,6 +13,7 @@ from herald.channels.base import RateLimited
 from herald.db.delivery_tables import messages
 from herald.db.event_log import append_event
 from herald.delivery import breaker, ledger, outcomes
+from herald.delivery.decide import marks_reader
 from herald.delivery.failover import Decision, after_attempt
 from herald.delivery.send_jobs import Job, changed, done
 
@@ -111,9 +112,16 @@ def _after_send(
         breaker.record_failure(conn, job.provider.name, detail, now, d.breaker, health.get(job.provider.name))
     if job.outcome == "unknown":
         wait = d.delivery.reconcile_delay_seconds
-        if not d.can_reconcile(job.provider):
+        note = "outcome_unknown"
+        marks = marks_reader(d, job.provider)
+        # This worker just ran the attempt, so its own (readable) file answers.
+        if marks is not None and marks.verdict(d.worker_id, attempt["reference"]) == "unmarked":
+            # Cut off (a timeout) before its final dot: nothing the relay could keep, so the next claim sends
+            # the same attempt again after the short delay instead of waiting out the deadline.
+            note = "outcome_unknown:before_final_dot"
+        elif not d.can_reconcile(job.provider):
             wait = d.delivery.unknown_deadline_seconds
-        values = {"status": "unknown", "error": detail, "note": "outcome_unknown"}
+        values = {"status": "unknown", "error": detail, "note": note}
         return done(
             job.claim,
             "unknown",

@@ -114,8 +114,14 @@ def _resume(
         adopted = {**attempt, "lease_token": claimed.token}
         batch.jobs.append(Job("reconcile", claimed, provider, adopted, message, origin))
         return
-    marks = _marks(d, provider)
+    marks = marks_reader(d, provider)
     if origin == "unknown":
+        if marks is not None and marks.verdict(attempt.get("worker"), attempt["reference"]) == "unmarked":
+            # It timed out before its final dot (the mark precedes it, and the worker's file is readable):
+            # the connection was closed mid-transaction, so the relay dropped it. Send it again now rather
+            # than wait out the deadline and then call a message that never left "unconfirmed".
+            _resubmit(d, conn, claimed, attempt, provider, message, now, batch, why="it stopped before its final dot")
+            return
         # No way to ask (SMTP): the message may be sitting in the relay's queue. Never send it twice;
         # after the deadline with no bounce it is settled (docs/delivery.md).
         deadline = attempt["started_at"] + dt.timedelta(seconds=d.delivery.unknown_deadline_seconds)
@@ -154,7 +160,7 @@ def _resume(
     _resubmit(d, conn, claimed, attempt, provider, message, now, batch, why="earlier outcome unknown")
 
 
-def _marks(d: Deliverer, provider: ChannelProvider) -> MarksReader | None:
+def marks_reader(d: Deliverer, provider: ChannelProvider) -> MarksReader | None:
     """The wire marks' reader when this provider marks its final byte (SMTP with marks), else None."""
     if not isinstance(provider, MarksFinalDot) or provider.wire_marks is None:
         return None
