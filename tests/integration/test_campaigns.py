@@ -380,3 +380,29 @@ def test_a_pause_during_planning_stops_it_and_resume_carries_on(runtime: Runtime
         run_queued_jobs(runtime, job_kinds())
         assert sorted(r["person_id"] for r in _rows(runtime, cid)) == sorted(ids)
         assert client.get(f"/api/campaigns/{cid}").json()["status"] == "running"
+
+
+def test_a_campaign_is_stored_finished_once_nothing_is_left_to_send(api: TestClient, runtime: Runtime) -> None:
+    from herald.campaigns.finisher import finish_settled
+
+    _template(api)
+    for name in ("ann", "bob"):
+        _subscribed(api, f"{name}@example.com", first_name=name.title(), timezone=LONDON)
+    cid = _campaign(api, _segment(runtime, EVERYONE))["id"]
+    _launch(api, cid)
+    assert finish_settled(runtime, force=True) == 0  # rows still queued
+    assert api.get(f"/api/campaigns/{cid}").json()["status"] == "running"
+    ann, bob = _rows(runtime, cid)
+    with runtime.engine.begin() as conn:
+        conn.execute(sa.update(messages).where(messages.c.id == ann["id"]).values(status="sent", status_rank=30))
+        conn.execute(sa.update(messages).where(messages.c.id == bob["id"]).values(status="sending", status_rank=20))
+    assert finish_settled(runtime, force=True) == 0  # one still in a worker's hands
+    with runtime.engine.begin() as conn:
+        conn.execute(sa.update(messages).where(messages.c.id == bob["id"]).values(status="failed", status_rank=40))
+    assert finish_settled(runtime, force=True) == 1
+    listed = api.get("/api/campaigns", params={"status": "finished"}).json()
+    assert [c["id"] for c in listed["campaigns"]] == [cid]
+    assert _audits(runtime, cid)[-1] == "campaign.finished"
+    assert finish_settled(runtime) == 0  # the period has not passed: no second look
+    assert api.post(f"/api/campaigns/{cid}/retry-failed").status_code == 200
+    assert api.get(f"/api/campaigns/{cid}").json()["status"] == "running"

@@ -34,7 +34,7 @@ class Progress:
     @property
     def done(self) -> bool:
         """Nothing left that the worker will still move by itself."""
-        waiting = ("queued", "retry_wait", "sending", "unknown")
+        waiting = campaign_rows.WAITING
         return self.planned >= self.recipients and not any(self.by_status.get(s, 0) for s in waiting)
 
     def to_json(self) -> dict[str, Any]:

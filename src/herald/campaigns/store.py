@@ -71,6 +71,11 @@ def list_rows(conn: sa.Connection, *, status: str | None, limit: int, offset: in
     return [to_campaign(r) for r in conn.execute(query).mappings()]
 
 
+def ids_with_status(conn: sa.Connection, status: CampaignStatus) -> list[int]:
+    query = sa.select(campaigns.c.id).where(campaigns.c.status == status.value).order_by(campaigns.c.id)
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
 def count_rows(conn: sa.Connection, *, status: str | None) -> int:
     query = sa.select(sa.func.count()).select_from(campaigns)
     if status is not None:

@@ -23,6 +23,8 @@ CANCELLED = "cancelled"
 PAUSABLE = (Status.QUEUED.value, Status.RETRY_WAIT.value)
 # Rows a cancel takes: everything not yet handed to a provider.
 CANCELLABLE = (Status.QUEUED.value, Status.RETRY_WAIT.value, Status.HELD.value)
+# Rows the worker will still move by itself: while a campaign has any, it is not finished.
+WAITING = (Status.QUEUED.value, Status.RETRY_WAIT.value, Status.SENDING.value, Status.UNKNOWN.value)
 
 
 def _campaign(campaign_id: int) -> sa.ColumnElement[bool]:
@@ -120,6 +122,12 @@ def retry_failed_rows(conn: sa.Connection, campaign_id: int, now: dt.datetime) -
         )
     )
     return int(result.rowcount)
+
+
+def has_waiting(conn: sa.Connection, campaign_id: int) -> bool:
+    """Whether any of the campaign's rows is still to be moved by a worker (see WAITING)."""
+    query = sa.select(messages.c.id).where(_campaign(campaign_id), messages.c.status.in_(WAITING)).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def existing_people(conn: sa.Connection, person_ids: Sequence[int], message_key: str) -> set[int]:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from herald.campaigns.finisher import finish_settled
 from herald.core.errors import StorageUnavailableError
 from herald.db.runtime import Runtime
 from herald.delivery import heartbeat
@@ -41,13 +42,15 @@ def run_due_jobs(
     dispatcher: Dispatcher | None = None,
     inline_jobs: bool = True,
 ) -> int:
-    """One pass: queue a due backup, run queued jobs (unless a job thread does), dispatch events, deliver."""
+    """One pass: queue a due backup, run queued jobs (unless a job thread does), dispatch events, deliver,
+    and mark campaigns with nothing left to send finished."""
     ran = 0
     queue_due_backup(runtime)  # counted when its job runs
     if inline_jobs:
         ran += run_queued_jobs(runtime, kinds or job_kinds())
     ran += (dispatcher or subscriptions()).dispatch(runtime)
     ran += run_delivery_pass(runtime, concurrency=concurrency)
+    ran += finish_settled(runtime)
     return ran
 
 
