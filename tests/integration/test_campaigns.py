@@ -406,3 +406,17 @@ def test_a_campaign_is_stored_finished_once_nothing_is_left_to_send(api: TestCli
     assert finish_settled(runtime) == 0  # the period has not passed: no second look
     assert api.post(f"/api/campaigns/{cid}/retry-failed").status_code == 200
     assert api.get(f"/api/campaigns/{cid}").json()["status"] == "running"
+
+
+def test_a_segment_a_campaign_uses_cannot_be_deleted(api: TestClient, runtime: Runtime) -> None:
+    _template(api)
+    sid = _segment(runtime, EVERYONE)
+    cid = _campaign(api, sid)["id"]
+    refused = api.delete(f"/api/segments/{sid}")
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "segment_in_use" and "Winter sale" in error["message"]
+    assert api.get(f"/api/segments/{sid}").status_code == 200  # nothing was deleted
+    assert api.post(f"/api/campaigns/{cid}/launch").status_code == 202  # the draft still launches
+    unused = _segment(runtime, EVERYONE, name="spare")
+    assert api.delete(f"/api/segments/{unused}").status_code == 200

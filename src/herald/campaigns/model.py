@@ -34,6 +34,12 @@ class CampaignStateError(ConflictError):
     code = "campaign_state"
 
 
+class SegmentInUseError(ConflictError):
+    """A saved segment a campaign launches from (or adds newcomers from) cannot be deleted."""
+
+    code = "segment_in_use"
+
+
 class CampaignNotFoundError(HeraldError):
     code = "campaign_not_found"
     http_status = 404

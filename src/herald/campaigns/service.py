@@ -18,6 +18,7 @@ from herald.campaigns.model import (
     Campaign,
     CampaignStateError,
     CampaignStatus,
+    SegmentInUseError,
     check_channels,
     check_message_class,
     check_send_rate,
@@ -28,6 +29,7 @@ from herald.campaigns.simulate import SimulationPage
 from herald.core.errors import InvalidInputError
 from herald.db.runtime import Runtime
 from herald.db.unit_of_work import UnitOfWork
+from herald.segments import service as segments_service
 from herald.segments.service import get_segment
 from herald.templates.store import load_template
 
@@ -164,6 +166,20 @@ def list_campaigns(
         raise InvalidInputError(f"status is one of {', '.join(STATUSES)}", field="status")
     with engine.connect() as conn:
         return store.list_rows(conn, status=status, limit=limit, offset=offset), store.count_rows(conn, status=status)
+
+
+def delete_segment(uow: UnitOfWork, segment_id: int) -> None:
+    """Delete a saved segment unless a campaign refers to it (409 `segment_in_use`, naming them): a draft
+    would have nothing to launch and a launched one nothing to add newcomers from."""
+    users = store.using_segment(uow.conn, segment_id)
+    if users:
+        names = ", ".join(f"{name!r} (#{cid})" for cid, name in users[:5]) + (" …" if len(users) > 5 else "")
+        raise SegmentInUseError(
+            f"Segment {segment_id} is used by {len(users)} campaign(s): {names}.",
+            id=segment_id,
+            campaigns=[cid for cid, _ in users],
+        )
+    segments_service.delete_segment(uow, segment_id)
 
 
 # --- launch and controls ---------------------------------------------------------------------------------------

@@ -76,6 +76,12 @@ def ids_with_status(conn: sa.Connection, status: CampaignStatus) -> list[int]:
     return [int(i) for i in conn.execute(query).scalars()]
 
 
+def using_segment(conn: sa.Connection, segment_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the campaigns that refer to the segment, whatever their status."""
+    query = sa.select(campaigns.c.id, campaigns.c.name).where(campaigns.c.segment_id == segment_id)
+    return [(int(i), str(n)) for i, n in conn.execute(query.order_by(campaigns.c.id))]
+
+
 def count_rows(conn: sa.Connection, *, status: str | None) -> int:
     query = sa.select(sa.func.count()).select_from(campaigns)
     if status is not None:

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from herald.campaigns import service as campaigns_service
+from herald.campaigns.model import SegmentInUseError
 from herald.core.errors import HeraldError, InvalidInputError, NotFoundError
 from herald.core.inputs import Id, Text
 from herald.segments import service
@@ -196,7 +198,17 @@ def save_segment(
 def delete_segment(request: Request, signed_in: StaffDep, segment_id: Id) -> Response:
     try:
         with begin(request, signed_in) as uow:
-            service.delete_segment(uow, segment_id)
+            campaigns_service.delete_segment(uow, segment_id)
     except NotFoundError as exc:
         return not_found(request, exc.message)
+    except SegmentInUseError as exc:
+        segment = service.find_segment(get_runtime(request).engine, segment_id)
+        return _editor(
+            request,
+            segment_id=segment.id,
+            name=segment.name,
+            definition=_pretty(segment.definition.as_data()),
+            error=exc.message,
+            status_code=exc.http_status,
+        )
     return redirect(request, "/segments?notice=deleted")

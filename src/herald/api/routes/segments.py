@@ -9,6 +9,7 @@ from pydantic import Field
 
 from herald.api.deps import RuntimeDep, WorkDep
 from herald.api.errors import error_responses
+from herald.campaigns import service as campaigns_service
 from herald.core.inputs import Id, InputModel
 from herald.segments import service
 
@@ -64,10 +65,10 @@ def update_segment(segment_id: Id, body: SegmentUpdate, work: WorkDep) -> dict[s
         return service.update_segment(uow, segment_id, name=body.name, definition=body.definition).as_dict()
 
 
-@router.delete("/segments/{segment_id}", responses=error_responses(404))
+@router.delete("/segments/{segment_id}", responses=error_responses(404, 409))
 def delete_segment(segment_id: Id, work: WorkDep) -> dict[str, Any]:
     with work.begin() as uow:
-        service.delete_segment(uow, segment_id)
+        campaigns_service.delete_segment(uow, segment_id)
     return {"id": segment_id, "deleted": True}
 
 
