@@ -420,3 +420,23 @@ def test_a_segment_a_campaign_uses_cannot_be_deleted(api: TestClient, runtime: R
     assert api.post(f"/api/campaigns/{cid}/launch").status_code == 202  # the draft still launches
     unused = _segment(runtime, EVERYONE, name="spare")
     assert api.delete(f"/api/segments/{unused}").status_code == 200
+
+
+def test_the_list_counts_every_campaign_in_one_read_with_the_same_result(api: TestClient, runtime: Runtime) -> None:
+    from herald.campaigns import service
+
+    _template(api)
+    for name in ("ann", "bob", "cat"):
+        _subscribed(api, f"{name}@example.com", first_name=name.title(), timezone=LONDON)
+    everyone = _segment(runtime, EVERYONE)
+    first = _campaign(api, everyone)["id"]
+    _launch(api, first)
+    api.post(f"/api/campaigns/{first}/pause")
+    second = _campaign(api, everyone, message_class="transactional")["id"]
+    _launch(api, second)
+    draft = _campaign(api, everyone)["id"]
+    found, _ = service.list_campaigns(runtime.engine)
+    launched = [c for c in found if c.id != draft]
+    together = service.campaigns_progress(runtime.engine, launched)
+    assert together == {c.id: service.campaign_progress(runtime.engine, c.id) for c in launched}
+    assert together[first].by_status != together[second].by_status  # paused rows are held, the others queued

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from herald.campaigns import store
-from herald.campaigns.model import CampaignStatus
+from herald.campaigns.model import Campaign, CampaignStatus
 from herald.contacts.store import people_by_id
 from herald.core.errors import InvalidInputError
 from herald.db.engine import read_connection
@@ -95,6 +95,17 @@ def campaign_progress(engine: sa.Engine, campaign_id: int) -> Progress:
     with read_connection(engine) as conn:
         campaign = store.load(conn, campaign_id)
         counts = campaign_rows.counts(conn, campaign_id)
+    return _progress(engine, campaign, counts)
+
+
+def campaigns_progress(engine: sa.Engine, found: Sequence[Campaign]) -> dict[int, Progress]:
+    """The progress of several campaigns with one grouped count (the campaigns list)."""
+    with read_connection(engine) as conn:
+        counts = campaign_rows.counts_many(conn, [campaign.id for campaign in found])
+    return {campaign.id: _progress(engine, campaign, counts[campaign.id]) for campaign in found}
+
+
+def _progress(engine: sa.Engine, campaign: Campaign, counts: Sequence[campaign_rows.RowCount]) -> Progress:
     job = get_job(engine, campaign.job_id) if campaign.job_id else None
     by_status: Counter[str] = Counter()
     by_reason: Counter[str] = Counter()
@@ -107,7 +118,7 @@ def campaign_progress(engine: sa.Engine, campaign_id: int) -> Progress:
             by_channel[item.channel] += item.count
     status = campaign.status.value
     progress = Progress(
-        campaign_id=campaign_id,
+        campaign_id=campaign.id,
         status=status,
         recipients=campaign.recipients,
         planned=sum(by_status.values()),

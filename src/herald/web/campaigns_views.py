@@ -49,10 +49,11 @@ def campaigns_page(request: Request, signed_in: StaffDep, page: Annotated[Id, Qu
     found, total = campaigns.list_campaigns(runtime.engine, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     names = _segment_names(runtime.engine)
     rows = []
+    launched = campaigns.campaigns_progress(runtime.engine, [c for c in found if c.status != "draft"])
     for campaign in found:
         progress = None
-        if campaign.status != "draft":
-            progress = panels.progress_panel(campaigns.campaign_progress(runtime.engine, campaign.id))
+        if campaign.id in launched:
+            progress = panels.progress_panel(launched[campaign.id])
         rows.append(
             {
                 "campaign": campaign,
