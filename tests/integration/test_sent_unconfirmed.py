@@ -98,6 +98,11 @@ def _dead_attempt(runtime: Runtime, clock: FrozenClock, *, worker: str = DEAD, m
     return message_id, f"<{attempt['reference']}@localhost>"
 
 
+def _all_marks(runtime: Runtime) -> bytes:
+    """Every mark on disk (segments are zero-filled past their last mark)."""
+    return b"".join(p.read_bytes().split(b"\0", 1)[0] for p in _root(runtime).glob("*/*.marks"))
+
+
 def _row(runtime: Runtime, message_id: int) -> dict[str, Any]:
     with runtime.engine.connect() as conn:
         row = ledger.get_message(conn, message_id)
@@ -173,7 +178,7 @@ def test_the_smtp_adapter_marks_only_a_message_whose_final_dot_it_writes(
     message_id = int(service.submit_message(runtime, "test", "k1", {}, request).body["id"])
     _deliver(runtime, port)
     [attempt] = _row(runtime, message_id)["attempts"]
-    marks = b"".join(p.read_bytes() for p in _root(runtime).glob("*/*.marks"))
+    marks = _all_marks(runtime)
     assert marks.splitlines() == [attempt["reference"].encode()]
     assert sink.received == [f"<{attempt['reference']}@localhost>"]
     # A relay that refuses at RCPT never sees a DATA: no mark.
@@ -181,7 +186,7 @@ def test_the_smtp_adapter_marks_only_a_message_whose_final_dot_it_writes(
     before = _dead_attempt(runtime, clock, mark=False)[0]
     _deliver(runtime, closed)  # nothing listens: the connection fails before anything is written
     assert _row(runtime, before)["status"] == "retry_wait"
-    assert b"".join(p.read_bytes() for p in _root(runtime).glob("*/*.marks")).splitlines() == marks.splitlines()
+    assert _all_marks(runtime).splitlines() == marks.splitlines()
 
 
 def test_an_operator_resend_through_the_api_goes_out_once_with_the_same_message_id(

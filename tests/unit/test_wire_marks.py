@@ -80,3 +80,31 @@ def test_prune_deletes_old_segments_of_stopped_workers_only(tmp_path: Path) -> N
     assert not worker_dir(tmp_path, dead).exists()  # its directory went with its last segment
     assert MarksReader(tmp_path).verdict(alive, "hm1-1-00000001") == "marked"  # a live worker's open segment stays
     assert MarksReader(tmp_path).verdict(dead, "hm1-1-00000001") == "unreadable"  # settled unconfirmed, never doubled
+
+
+def test_mark_then_write_marks_before_the_bytes_go_and_the_file_holds_only_marks(tmp_path: Path) -> None:
+    worker = f"{HOST}:{os.getpid()}:121212"
+    marks = WireMarks(tmp_path, worker)
+    left, right = socket.socketpair()
+    with left, right:
+        assert marks.mark_then_write("hm7-1-00000007", left.fileno(), b".\r\n") == 3
+        assert right.recv(16) == b".\r\n"
+    [segment] = worker_dir(tmp_path, worker).glob("*.marks")
+    assert segment.stat().st_size == 256 * 1024  # allocated up front: a full disk fails before a send
+    assert MarksReader(tmp_path).verdict(worker, "hm7-1-00000007") == "marked"
+    marks.close()
+
+
+def test_a_live_workers_file_is_read_afresh_and_a_stopped_ones_once(tmp_path: Path) -> None:
+    live = f"{HOST}:{os.getpid()}:343434"
+    stopped = f"{HOST}:999999998:565656"
+    reader = MarksReader(tmp_path)
+    marks, old = WireMarks(tmp_path, live), WireMarks(tmp_path, stopped)
+    old.before_final_dot("hm1-1-00000001")
+    old.close()
+    assert reader.verdict(live, "hm2-1-00000002") == "unmarked"
+    marks.before_final_dot("hm2-1-00000002")  # same size, maybe the same mtime: must still be seen
+    assert reader.verdict(live, "hm2-1-00000002") == "marked"
+    assert reader.verdict(stopped, "hm1-1-00000001") == "marked"
+    assert list(reader._cache) == list(worker_dir(tmp_path, stopped).glob("*.marks"))
+    marks.close()

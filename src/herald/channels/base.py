@@ -127,6 +127,10 @@ class FinalDotMarks(Protocol):
 
     def before_final_dot(self, reference: str) -> None: ...
 
+    def mark_then_write(self, reference: str, fd: int, data: bytes) -> int:
+        """The mark, then `os.write(fd, data)` with nothing in between; returns the bytes written."""
+        ...
+
 
 @runtime_checkable
 class MarksFinalDot(Protocol):

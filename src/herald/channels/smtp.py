@@ -282,9 +282,7 @@ class SmtpEmailProvider:
             body += b"\r\n"
         protocol.write(body)
         fd = await self._flushed(protocol.transport)
-        if self.wire_marks is not None:
-            self.wire_marks.before_final_dot(reference)
-        _write_final_dot(protocol, fd)
+        _mark_and_write_dot(self.wire_marks, reference, protocol, fd)
         try:
             reply = await protocol.read_response(timeout=self._config.command_timeout)
         except (*_TRANSPORT_ERRORS, aiosmtplib.SMTPException) as exc:
@@ -334,16 +332,19 @@ def _plain_socket_fd(transport: asyncio.BaseTransport) -> int | None:
     return None if sock is None else int(sock.fileno())
 
 
-def _write_final_dot(protocol: SMTPProtocol, fd: int | None) -> None:
-    """The end-of-data dot: straight into the kernel when we hold the fd (the transport's buffer is empty, so
-    no byte can overtake another), else through the transport. A short or refused write hands the rest to
-    the transport; a broken connection raises OSError before anything of the dot left (safe to re-send)."""
+def _mark_and_write_dot(marks: FinalDotMarks | None, reference: str, protocol: SMTPProtocol, fd: int | None) -> None:
+    """The wire mark, then the end-of-data dot: straight into the kernel when we hold the fd (the transport's
+    buffer is empty, so no byte can overtake another), in the marks' own call so that nothing runs between
+    the two; else through the transport. A refused or short write hands the rest to the transport (the mark
+    is made); an error of the mark itself (a full disk) raises before anything of the dot left."""
     sent = 0
     if fd is not None:
         try:
-            sent = os.write(fd, _FINAL_DOT)
+            sent = marks.mark_then_write(reference, fd, _FINAL_DOT) if marks is not None else os.write(fd, _FINAL_DOT)
         except (BlockingIOError, InterruptedError):
             sent = 0
         if sent == len(_FINAL_DOT):
             return
+    elif marks is not None:
+        marks.before_final_dot(reference)
     protocol.write(_FINAL_DOT[sent:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import mmap
 import os
 import re
 import socket
@@ -11,10 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-# Why a file and no fsync: a killed process's completed write() is in the kernel's page cache and reaches the
-# file whatever happens to the process; only a machine crash could lose it, and then the worker's relay
-# connection died with the machine too. Missing or unreadable marks are treated as "it may have left".
-SEGMENT_BYTES = 4 * 1024 * 1024
+# Why a mapped file and no fsync: a store into a shared file mapping lands in the page cache, which the kernel
+# writes out whatever happens to the process; only a machine crash could lose it, and then the worker's relay
+# connection died with the machine too. Why a mapping rather than write(): the mark is then a memory copy, not a
+# system call, so the gap between the mark and the dot's own write() — where a kill would leave a marked
+# message that never left — is a few interpreter steps (docs/delivery.md). Missing or unreadable marks are
+# treated as "it may have left".
+SEGMENT_BYTES = 256 * 1024  # allocated up front (≈ 12,000 marks); a new segment when full
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 Verdict = Literal["marked", "unmarked", "unreadable"]
@@ -35,8 +39,9 @@ def worker_dir(root: Path, worker_id: str) -> Path:
 
 
 class WireMarks:
-    """This worker's marks. `before_final_dot` appends one line with a plain `os.write` on an O_APPEND fd:
-    synchronous, no await, so the adapter can write the final "." right after it with nothing in between."""
+    """This worker's marks: segments of zero-filled, pre-allocated files mapped into memory, one
+    `<reference>\n` line per attempt whose final dot is about to be written (`before_final_dot`), or is
+    written right after the mark by the same call (`mark_then_write`)."""
 
     def __init__(
         self,
@@ -54,32 +59,50 @@ class WireMarks:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._segment_bytes = segment_bytes
         self._number = max((_segment_number(p) for p in self.dir.glob("*.marks")), default=0)
-        self._fd = -1
-        self._size = 0
+        self._map: mmap.mmap | None = None
+        self._pos = 0
         self._open_next()
         if keep is not None and now is not None:
             prune(root, older_than=keep, now=now, keep_worker=worker_id)
 
     def before_final_dot(self, reference: str) -> None:
-        line = reference.encode("ascii") + b"\n"
-        written = os.write(self._fd, line)
-        if written != len(line):  # a short write on a regular file: disk full; the send must not go on
-            raise OSError(f"wire mark for {reference} was cut short")
-        self._size += written
-        if self._size >= self._segment_bytes:
+        self._mark(reference.encode("ascii") + b"\n")
+
+    def mark_then_write(self, reference: str, fd: int, data: bytes) -> int:
+        """Mark, then `os.write(fd, data)` at once; returns what os.write wrote (it may raise OSError)."""
+        self._mark(reference.encode("ascii") + b"\n")
+        return os.write(fd, data)
+
+    def _mark(self, line: bytes) -> None:
+        end = self._pos + len(line)
+        if end > self._segment_bytes:
+            if len(line) > self._segment_bytes:
+                raise OSError(f"a wire mark of {len(line)} bytes does not fit a segment")
             self._open_next()
+            end = len(line)
+        assert self._map is not None
+        self._map[self._pos : end] = line
+        self._pos = end
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
     def _open_next(self) -> None:
+        """A new segment, allocated and mapped before any mark goes into it: a full disk fails here, before
+        a send, never as a lost page later (or a SIGBUS on a sparse file)."""
         self.close()
         self._number += 1
         path = self.dir / f"{self._number:06d}.marks"
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._size = os.fstat(self._fd).st_size
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, self._segment_bytes)
+            # MAP_POPULATE: the pages are faulted in now, not on the first mark of each page.
+            self._map = mmap.mmap(fd, self._segment_bytes, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
+        finally:
+            os.close(fd)  # the mapping keeps the file
+        self._pos = 0
 
 
 @dataclass
@@ -88,12 +111,12 @@ class MarksReader:
 
     Only a worker of this host can be asked (its marks are local files); any doubt — another host, a missing
     directory, a read error — is `unreadable`, which the caller treats like a mark (never a duplicate).
-    Segments are cached by size and mtime, so a batch of one dead worker's attempts reads its file once.
+    A stopped worker's segments are cached, so a batch of one dead worker's attempts reads its files once.
     """
 
     root: Path
     host: str = field(default_factory=socket.gethostname)
-    _cache: dict[Path, tuple[int, int, bytes]] = field(default_factory=dict)
+    _cache: dict[Path, bytes] = field(default_factory=dict)
 
     def verdict(self, worker_id: str | None, reference: str) -> Verdict:
         if not worker_id or worker_host(worker_id) != self.host:
@@ -111,13 +134,17 @@ class MarksReader:
         return "unmarked"
 
     def _read(self, path: Path) -> bytes:
-        stat = path.stat()
+        """The segment's marks (the zero fill cut off). A live worker's file is read afresh every time: its
+        mapped writes need not change the file's mtime. A stopped worker's file no longer changes: cached."""
         cached = self._cache.get(path)
-        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
-            return cached[2]
+        if cached is not None:
+            return cached
         data = path.read_bytes()
-        self._cache[path] = (stat.st_size, stat.st_mtime_ns, data)
-        return data
+        end = data.find(b"\0")
+        marks = data if end < 0 else data[:end]
+        if not _may_be_running(path.parent.name):
+            self._cache[path] = marks
+        return marks
 
 
 def prune(root: Path, *, older_than: dt.timedelta, now: dt.datetime, keep_worker: str | None = None) -> int:
