@@ -60,13 +60,13 @@ def _root(runtime: Runtime) -> Path:
     return marks_root(runtime.settings.data_dir)
 
 
-def _deliver(runtime: Runtime, port: int, **settings: Any) -> None:
+def _deliver(runtime: Runtime, port: int, *, lease: dt.timedelta = LEASE, **settings: Any) -> None:
     """One worker pass as a freshly started worker of this host, with its own wire marks."""
     worker = new_worker_id()
     marks = WireMarks(_root(runtime), worker)
     config = SmtpConfig(host="127.0.0.1", port=port, security=SmtpSecurity.PLAIN, default_sender="h@localhost")
     provider = SmtpEmailProvider(config, runtime.clock, wire_marks=marks)
-    delivery = DeliverySettings(delivery_lease_seconds=LEASE.total_seconds(), **settings)
+    delivery = DeliverySettings(delivery_lease_seconds=lease.total_seconds(), **settings)
     deliverer = Deliverer(runtime, ChannelRegistry([provider]), delivery, worker_id=worker)
 
     async def run() -> None:
@@ -304,19 +304,7 @@ class StallingRelay(Relay):
 
 
 def _deliver_with_short_lease(runtime: Runtime, port: int) -> None:
-    worker = new_worker_id()
-    marks = WireMarks(_root(runtime), worker)
-    config = SmtpConfig(host="127.0.0.1", port=port, security=SmtpSecurity.PLAIN, default_sender="h@localhost")
-    provider = SmtpEmailProvider(config, runtime.clock, wire_marks=marks)
-    delivery = DeliverySettings(delivery_lease_seconds=2, reconcile_delay_seconds=5)
-    deliverer = Deliverer(runtime, ChannelRegistry([provider]), delivery, worker_id=worker)
-
-    async def run() -> None:
-        await deliverer.run_batch(limit=10)
-        await provider.aclose()
-
-    asyncio.run(run())
-    marks.close()
+    _deliver(runtime, port, lease=dt.timedelta(seconds=2), reconcile_delay_seconds=5)
 
 
 def _queued(runtime: Runtime) -> int:
