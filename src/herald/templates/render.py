@@ -234,11 +234,16 @@ class _ConstantPart:
         yield self._text
 
 
+def _is_literal(source: str) -> bool:
+    """No template syntax at all: the text is what it renders to."""
+    return "{" not in source or not any(mark in source for mark in ("{{", "{%", "{#"))
+
+
 def _compile_part(template_id: str, version: int, part: str, source: str) -> tuple[_Part, dict[str, bool]]:
     where = {"template_id": template_id, "version": version, "part": part}
     if len(source) > MAX_SOURCE_CHARS:
         raise TemplateInvalidError(f"part {part} is longer than {MAX_SOURCE_CHARS} characters", **where)
-    if "{" not in source or not any(mark in source for mark in ("{{", "{%", "{#")):
+    if _is_literal(source):
         # Compiling costs ~1 ms; literal text renders to itself (Jinja never escapes template text).
         return _ConstantPart(source), {}
     env = _environment_for(part)
@@ -334,15 +339,35 @@ def render_compiled(compiled: CompiledTemplate, values: Mapping[str, object]) ->
         if isinstance(result, Held):
             return result
         parts[part] = result
+    return _checked(parts, find_fallbacks_used(compiled.needs, values))
+
+
+def _checked(parts: dict[str, str], fallbacks_used: tuple[str, ...]) -> Rendered | Held:
+    """What every rendered message passes before it may leave: a one-line subject and no leftovers."""
     subject = parts.get("email.subject", "")
     if "\r" in subject or "\n" in subject:
         return Held("newline_in_subject", part="email.subject")
     leftover = first_leftover(parts)
     if leftover is not None:
         return Held(leftover.reason, part=leftover.part)
-    return Rendered(parts, find_fallbacks_used(compiled.needs, values))
+    return Rendered(parts, fallbacks_used)
+
+
+def _literal_parts(spec: TemplateSpec) -> dict[str, str] | None:
+    """The parts in compile order when none has template syntax (inline API content, mostly), else None.
+    Such a template reads no variable, so rendering it is the leftover check alone; an oversized part goes
+    the compiling way, which refuses it."""
+    parts = {name: spec.parts[name] for name in sorted(spec.parts)}
+    if all(len(source) <= MAX_SOURCE_CHARS and _is_literal(source) for source in parts.values()):
+        return parts
+    return None
 
 
 def render_template(spec: TemplateSpec, values: Mapping[str, object]) -> Rendered | Held:
     """Rendered, or Held(reason) when a variable is missing or a placeholder would leak."""
+    literal = _literal_parts(spec)
+    if literal is not None:
+        # Every inline message has its own text, so compiling it would only fill the compile cache with
+        # entries never read again; the result is the same (a property test compares both ways).
+        return _checked(literal, ())
     return render_compiled(compile_template(spec), values)
