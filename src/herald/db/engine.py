@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,57 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_begin(conn: sa.Connection) -> None:
-    # A deferred BEGIN lets two writers both read, then deadlock when they upgrade to write;
-    # BEGIN IMMEDIATE takes the write lock up front (ARCHITECTURE.md §3). Connections opened with
-    # read_connection() never write, and WAL readers never block, so they begin deferred.
-    if conn.get_execution_options().get(READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+class _WriterTurns:
+    """This process's writers to one SQLite file take turns on a lock before BEGIN IMMEDIATE.
+
+    SQLite itself lets only one writer in; a second one waits in its busy handler, which sleeps and polls
+    (1, 2, 5, 10 … up to 100 ms), so a thread that queued behind a 150 ms batch often wakes tens of
+    milliseconds after the lock came free. Threads of one process hand the turn over at once instead. Other
+    processes still meet at SQLite's lock, as before. The turn ends when the transaction does (commit,
+    rollback) or, as a safety net, when the connection is invalidated or returned to the pool.
+    """
+
+    KEY = "herald_writer_turn"
+    WAIT_SECONDS = 30.0  # as long as SQLite's own busy timeout: past it, BEGIN IMMEDIATE decides
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def take(self, conn: sa.Connection) -> None:
+        info = conn.connection.info
+        if info.get(self.KEY) or not self._lock.acquire(timeout=self.WAIT_SECONDS):
+            return
+        info[self.KEY] = True
+
+    def end(self, info: dict[Any, Any]) -> None:
+        if info.pop(self.KEY, False):
+            self._lock.release()
+
+    def _ended(self, conn: sa.Connection) -> None:
+        # An invalidated connection has no driver connection to ask (asking would reconnect); the pool's
+        # invalidate event has ended its turn already.
+        if not conn.invalidated:
+            self.end(conn.connection.info)
+
+    def listen(self, engine: sa.Engine) -> None:
+        event.listen(engine, "commit", self._ended)
+        event.listen(engine, "rollback", self._ended)
+        event.listen(engine.pool, "checkin", lambda _dbapi, record: self.end(record.info))
+        event.listen(engine.pool, "invalidate", lambda _dbapi, record, _exc: self.end(record.info))
+
+
+def _sqlite_begin(turns: _WriterTurns) -> Any:
+    def begin(conn: sa.Connection) -> None:
+        # A deferred BEGIN lets two writers both read, then deadlock when they upgrade to write;
+        # BEGIN IMMEDIATE takes the write lock up front (ARCHITECTURE.md §3). Connections opened with
+        # read_connection() never write, and WAL readers never block, so they begin deferred.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            turns.take(conn)
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return begin
 
 
 def read_connection(engine: sa.Engine) -> sa.Connection:
@@ -82,7 +126,9 @@ def create_db_engine(url: str, **kwargs: Any) -> sa.Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30, "isolation_level": None}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        turns = _WriterTurns()
+        event.listen(engine, "begin", _sqlite_begin(turns))
+        turns.listen(engine)
     else:
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 10)
