@@ -415,7 +415,13 @@ def _cost(node: Node) -> int:
         return sum(_cost(child) for child in node.children)
     if isinstance(node, NotOf):
         return _cost(node.child)
+    if isinstance(node, AttributeCondition) and _numeric(node):
+        return _COSTS[ConsentCondition]  # an id set from the attribute index, not JSON parsing
     return _COSTS[type(node)]
+
+
+def _numeric(c: AttributeCondition) -> bool:
+    return c.op in ("greater", "less") or (c.op in ("equals", "not_equals") and isinstance(c.value, int | float))
 
 
 def _predicate(node: Node, now: dt.datetime, *, negated: bool = False) -> sa.ColumnElement[bool]:
