@@ -111,6 +111,8 @@ identifiers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     # The constraint, not a check-then-insert, is what makes one identifier mean one person.
     sa.UniqueConstraint("kind", "key"),
+    # Segment counts: "has a phone" as a covering scan, in person order (migration 0014).
+    sa.Index("ix_identifiers_kind_person_id", "kind", "person_id"),
 )
 
 
