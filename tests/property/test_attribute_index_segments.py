@@ -2,9 +2,9 @@
 
 Hypothesis draws people's attribute documents (JSON numbers, numeric and almost-numeric strings,
 booleans, nulls, nested values), rewrites and deletes some, and draws filter trees of numeric
-conditions (greater, less, equals, not_equals) under all / any / not. The members `audience_select`
-finds through the trigger-kept index must be the active people a brute-force evaluation of each
-person's JSON attributes picks, and `count_audience` their number.
+conditions (greater, less, equals, not_equals) and phone conditions under all / any / not. The
+members `audience_select` finds through the trigger-kept index must be the active people a
+brute-force evaluation of each person's JSON attributes picks, and `count_audience` their number.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from herald.core.clock import FrozenClock
 from herald.db.bulk import bulk_insert
-from herald.db.contacts_tables import people
+from herald.db.contacts_tables import identifiers, people
 from herald.segments.audience import audience_select, count_audience, parse_definition
 from tests.integration.test_attribute_index import expected, indexed, number_of
 
@@ -59,8 +59,10 @@ leaf = st.builds(
     st.sampled_from(("greater", "less", "equals", "not_equals")),
     threshold,
 )
+# Identifier leaves too: id sets of another table that merge with the numeric ones into one union.
+phone = st.builds(lambda op: {"type": "identifier", "kind": "phone", "op": op}, st.sampled_from(("present", "absent")))
 tree = st.recursive(
-    leaf,
+    st.one_of(leaf, leaf, phone),
     lambda children: st.one_of(
         st.builds(lambda c: {"all": c}, st.lists(children, max_size=3)),
         st.builds(lambda c: {"any": c}, st.lists(children, max_size=3)),
@@ -78,6 +80,8 @@ def _holds(node: dict[str, Any], attributes: dict[str, Any]) -> bool:
         return any(_holds(child, attributes) for child in node["any"])
     if "not" in node:
         return not _holds(node["not"], attributes)
+    if node["type"] == "identifier":
+        return bool(attributes.get("\x00phone")) == (node["op"] == "present")
     number = number_of(attributes.get(node["name"]))
     op, v = node["op"], node["value"]
     if op == "not_equals":
@@ -91,7 +95,7 @@ def _holds(node: dict[str, Any], attributes: dict[str, Any]) -> bool:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    documents=st.lists(st.tuples(document, st.booleans()), min_size=1, max_size=8),
+    documents=st.lists(st.tuples(document, st.booleans(), st.booleans()), min_size=1, max_size=8),
     rewrites=st.lists(st.tuples(st.integers(0, 7), document), max_size=3),
     deleted=st.lists(st.integers(0, 7), max_size=2),
     definitions=st.lists(tree, min_size=1, max_size=4),
@@ -99,7 +103,7 @@ def _holds(node: dict[str, Any], attributes: dict[str, Any]) -> bool:
 def test_numeric_conditions_through_the_index_match_the_json(
     engine: sa.Engine,
     clock: FrozenClock,
-    documents: list[tuple[dict[str, Any], bool]],
+    documents: list[tuple[dict[str, Any], bool, bool]],
     rewrites: list[tuple[int, dict[str, Any]]],
     deleted: list[int],
     definitions: list[dict[str, Any]],
@@ -107,20 +111,29 @@ def test_numeric_conditions_through_the_index_match_the_json(
     now = clock.now() - dt.timedelta(days=1)
     columns = ("status", "attributes", "tags", "locked_fields", "created_at", "updated_at")
     with engine.begin() as conn:  # each example starts from an empty people table
+        conn.execute(identifiers.delete())
         conn.execute(people.delete())
-        rows = [("active" if active else "merged", doc, [], [], now, now) for doc, active in documents]
+        rows = [("active" if active else "merged", doc, [], [], now, now) for doc, active, _ in documents]
         bulk_insert(conn, people, columns, rows)
         ids = list(conn.scalars(sa.select(people.c.id).order_by(people.c.id)))
+        phones = [
+            (pid, "phone", f"+1555{pid:07d}", f"+1555{pid:07d}", now)
+            for pid, (*_, p) in zip(ids, documents, strict=True)
+            if p
+        ]
+        bulk_insert(conn, identifiers, ("person_id", "kind", "value", "key", "created_at"), phones)
         for index, doc in rewrites:
             conn.execute(people.update().where(people.c.id == ids[index % len(ids)]).values(attributes=doc))
         for index in deleted:
+            conn.execute(identifiers.delete().where(identifiers.c.person_id == ids[index % len(ids)]))
             conn.execute(people.delete().where(people.c.id == ids[index % len(ids)]))
+        with_phone = set(conn.scalars(sa.select(identifiers.c.person_id)))
     assert indexed(engine) == expected(engine)
     with engine.connect() as conn:
         population = conn.execute(sa.select(people.c.id, people.c.attributes).where(people.c.status == "active")).all()
         for data in definitions:
             definition = parse_definition(data)
             found = set(conn.scalars(audience_select(definition, now=clock.now())))
-            want = {pid for pid, attributes in population if _holds(data, attributes)}
+            want = {pid for pid, attrs in population if _holds(data, {**attrs, "\x00phone": pid in with_phone})}
             assert found == want, data
             assert count_audience(conn, definition, now=clock.now()) == len(want)
