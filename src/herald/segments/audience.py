@@ -492,9 +492,12 @@ def audience_select(definition: Definition, *, now: dt.datetime | None = None) -
     """
     if now is None:
         now = dt.datetime.now(dt.UTC)  # callers with a Clock pass its instant; this keeps the signature simple
-    # A created_at range searches the (created_at, status) index; everything else scans people in id order.
-    ranged = any(isinstance(node, CreatedCondition) for node in _walk(definition.root))
-    return people.active_people(_predicate(definition.root, now), in_id_order=not ranged)
+    # Only id sets: SQLite would scan the covering (created_at, status) index and probe the sets in
+    # created_at order, so ask for id order. Any other leaf reads people's columns (a table scan anyway)
+    # or searches created_at (the index is right there).
+    leaves = [node for node in _walk(definition.root) if not isinstance(node, AllOf | AnyOf | NotOf)]
+    only_sets = bool(leaves) and all(_set_of(leaf) is not None for leaf in leaves)
+    return people.active_people(_predicate(definition.root, now), in_id_order=only_sets)
 
 
 def count_audience(conn: sa.Connection, definition: Definition, *, now: dt.datetime | None = None) -> int:
