@@ -113,7 +113,10 @@ def _dump_table(
 def _dump(conn: sa.Connection, zf: zipfile.ZipFile, clock: Clock, progress: ProgressHook | None) -> Manifest:
     revision = MigrationContext.configure(conn).get_current_revision()
     created_at = clock.now()
-    entries = tuple(_dump_table(conn, zf, table, created_at, progress) for table in metadata.sorted_tables)
+    # A derived table (info["derived"]: kept by triggers from another table) is left out: restoring its
+    # source rebuilds it, and its rows in the file would then collide with the rebuilt ones.
+    tables = [table for table in metadata.sorted_tables if "derived" not in table.info]
+    entries = tuple(_dump_table(conn, zf, table, created_at, progress) for table in tables)
     manifest = Manifest(
         herald_version=__version__,
         alembic_revision=revision,

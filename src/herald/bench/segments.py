@@ -58,6 +58,8 @@ class SegmentBench:
     raw_seconds: float
     raw_count: int
     timings: dict[str, list[float]] = field(default_factory=dict)
+    # This process's CPU time per count: on SQLite the query itself; on PostgreSQL only the client side.
+    cpu: dict[str, list[float]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -70,7 +72,8 @@ class SegmentBench:
             best, median = min(times), statistics.median(times)
             out.append(
                 f"  {name:18} {median * 1000:7,.0f} ms median, {best * 1000:,.0f} ms best "
-                f"({self.counts[name]:,} people)  ratio to raw {median / self.raw_seconds:.1f}x"
+                f"({self.counts[name]:,} people), CPU {statistics.median(self.cpu[name]) * 1000:,.0f} ms"
+                f"  ratio to raw {median / self.raw_seconds:.1f}x"
                 f"  {'OK' if median <= 1.0 else 'OVER'} (target <= 1 s)"
             )
         return out
@@ -179,12 +182,14 @@ def run(kind: str, count: int, repeat: int, pg_admin_url: str | None, seed_value
                 result.raw_seconds = statistics.median(raw)
                 for name, data in DEFINITIONS.items():
                     definition = parse_definition(data)
-                    times = []
+                    times, cpu = [], []
                     for _ in range(repeat):
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         result.counts[name] = count_audience(conn, definition, now=now)
                         times.append(time.perf_counter() - t0)
+                        cpu.append(time.process_time() - c0)
                     result.timings[name] = times
+                    result.cpu[name] = cpu
         finally:
             engine.dispose()
     return result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import sqlalchemy as sa
 
 from herald.db.tables import id_column, metadata, ref_column
@@ -55,6 +58,47 @@ people = sa.Table(
 )
 
 
+class _Number(sa.TypeDecorator[int | float]):
+    """NUMERIC read back as the JSON would give it: an int when whole (exact, even past 2**53), else a float.
+
+    PostgreSQL keeps the exact decimal and SQLite (NUMERIC affinity) keeps integers as integers, so both
+    engines hand back the same Python values (backups compare tables across engines).
+    """
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        # The driver's value as it comes (Decimal from psycopg, int or float from sqlite3): Numeric's own
+        # processors would go through float (or "%.10f") and round integers past 2**53.
+        return _plain_number
+
+
+def _plain_number(value: Any) -> int | float | None:
+    if isinstance(value, Decimal):
+        return int(value) if value.is_finite() and value == value.to_integral_value() else float(value)
+    return value  # type: ignore[no-any-return]
+
+
+# Derived from people.attributes and kept by database triggers on `people` (migration 0014), so every
+# write path (upsert, COPY imports, merges, erasure, undo, restore) keeps it equal to the JSON: one row
+# per attribute that reads as a number (contacts/audience.py's rule). Segment conditions that compare
+# numbers read it as a set of person ids instead of parsing every person's JSON. Backups leave it out
+# (`info["derived"]`): restoring `people` rebuilds it. No foreign key: PostgreSQL would check it before
+# the delete trigger has removed the rows. A SQLite batch migration of `people` (copy and rename) drops
+# the triggers; such a migration must create them again (tests/integration/test_attribute_index.py).
+attribute_numbers = sa.Table(
+    "attribute_numbers",
+    metadata,
+    sa.Column("person_id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("number", _Number(), nullable=False),
+    sa.Index("ix_attribute_numbers_name_number", "name", "number", "person_id"),
+    sqlite_with_rowid=False,
+    info={"derived": "kept by triggers on people from people.attributes"},
+)
+
+
 identifiers = sa.Table(
     "identifiers",
     metadata,
@@ -67,6 +111,8 @@ identifiers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     # The constraint, not a check-then-insert, is what makes one identifier mean one person.
     sa.UniqueConstraint("kind", "key"),
+    # Segment counts: "has a phone" as a covering scan, in person order (migration 0014).
+    sa.Index("ix_identifiers_kind_person_id", "kind", "person_id"),
 )
 
 

@@ -415,14 +415,44 @@ def _cost(node: Node) -> int:
         return sum(_cost(child) for child in node.children)
     if isinstance(node, NotOf):
         return _cost(node.child)
+    if isinstance(node, AttributeCondition) and _numeric(node):
+        return _COSTS[ConsentCondition]  # an id set from the attribute index, not JSON parsing
     return _COSTS[type(node)]
+
+
+def _numeric(c: AttributeCondition) -> bool:
+    return c.op in ("greater", "less") or (c.op in ("equals", "not_equals") and isinstance(c.value, int | float))
+
+
+@dataclass(frozen=True, slots=True)
+class _Set:
+    """A leaf that is a set of person ids (`negate`: everyone else), so sets can be merged into one."""
+
+    ids: sa.Select[tuple[int]]
+    negate: bool
+
+
+def _set_of(node: Node) -> _Set | None:
+    """Identifier, consent and numeric attribute conditions are id sets; other leaves are not."""
+    if isinstance(node, IdentifierCondition):
+        return _Set(people.identifier_ids(node.kind), negate=node.op == "absent")
+    if isinstance(node, ConsentCondition):
+        found = consent_audience.permitted(node.channel, node.purpose)
+        return _Set(found.ids, negate=found.complement != (not node.allowed))
+    if isinstance(node, AttributeCondition) and _numeric(node):
+        assert isinstance(node.value, int | float)
+        op = "equals" if node.op == "not_equals" else node.op
+        return _Set(people.number_ids(node.name, op, node.value), negate=node.op == "not_equals")
+    return None
 
 
 def _predicate(node: Node, now: dt.datetime, *, negated: bool = False) -> sa.ColumnElement[bool]:
     """SQL for `node` (or its complement), with negations pushed down to the leaves (De Morgan).
 
     `not any(a, b)` becomes `not a and not b`: PostgreSQL then runs a negated person set as an anti-join
-    instead of a probe per person under an OR; every leaf is two-valued, so the rewrite is exact.
+    instead of a probe per person under an OR; every leaf is two-valued, so the rewrite is exact. Sibling
+    id sets that combine as a union are merged (`not a and not b` is "in neither": one probe of
+    a ∪ b on SQLite; `a or b` likewise).
     """
     if isinstance(node, NotOf):
         return _predicate(node.child, now, negated=not negated)
@@ -430,8 +460,26 @@ def _predicate(node: Node, now: dt.datetime, *, negated: bool = False) -> sa.Col
         conjunction = isinstance(node, AllOf) != negated  # all → and; a negated all → or (and vice versa)
         if not node.children:
             return sa.true() if conjunction else sa.false()
-        terms = [_predicate(child, now, negated=negated) for child in sorted(node.children, key=_cost)]
-        return sa.and_(*terms) if conjunction else sa.or_(*terms)
+        terms: list[sa.ColumnElement[bool] | None] = []
+        union: list[sa.Select[tuple[int]]] = []
+        slot = 0
+        for child in sorted(node.children, key=_cost):
+            found = _set_of(child)
+            # Under AND the sets to exclude merge (not a and not b); under OR the sets to include (a or b).
+            if found is not None and (found.negate != negated) == conjunction:
+                if not union:
+                    slot = len(terms)
+                    terms.append(None)
+                union.append(found.ids)
+            else:
+                terms.append(_predicate(child, now, negated=negated))
+        if union:
+            terms[slot] = people.person_in_any(union, negate=conjunction)
+        clauses = [term for term in terms if term is not None]
+        return sa.and_(*clauses) if conjunction else sa.or_(*clauses)
+    found = _set_of(node)
+    if found is not None:
+        return people.person_in(found.ids, negate=found.negate != negated)
     leaf = _COMPILERS[type(node)](node, now)
     return sa.not_(leaf) if negated else leaf
 
@@ -444,7 +492,12 @@ def audience_select(definition: Definition, *, now: dt.datetime | None = None) -
     """
     if now is None:
         now = dt.datetime.now(dt.UTC)  # callers with a Clock pass its instant; this keeps the signature simple
-    return people.active_people(_predicate(definition.root, now))
+    # Only id sets: SQLite would scan the covering (created_at, status) index and probe the sets in
+    # created_at order, so ask for id order. Any other leaf reads people's columns (a table scan anyway)
+    # or searches created_at (the index is right there).
+    leaves = [node for node in _walk(definition.root) if not isinstance(node, AllOf | AnyOf | NotOf)]
+    only_sets = bool(leaves) and all(_set_of(leaf) is not None for leaf in leaves)
+    return people.active_people(_predicate(definition.root, now), in_id_order=only_sets)
 
 
 def count_audience(conn: sa.Connection, definition: Definition, *, now: dt.datetime | None = None) -> int:
