@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from herald.campaigns import audience, store
 from herald.campaigns.model import Campaign, CampaignStateError, CampaignStatus
-from herald.campaigns.plan import Planning, plan_chunk
+from herald.campaigns.plan import Planning, collector_paused, plan_chunk
 from herald.core.actor import Actor
 from herald.core.errors import NotFoundError
 from herald.db.runtime import Runtime
@@ -148,13 +148,19 @@ def run_launch(job: JobRun) -> Mapping[str, Any]:
                 _finish_planning(uow, row, total)
                 job.checkpoint(uow.conn, int(row["planned_count"]), total)
                 return {"campaign_id": campaign_id, "batch": batch, "planned": int(row["planned_count"])}
-            planned = int(row["planned_count"])
-            plans = plan_chunk(uow.conn, planning, list(enumerate(ids, start=planned)), uow.now)
-            rows: list[NewMessage] = [p.row for p in plans if p.row is not None]
-            bulk_plan.enqueue_many(uow.conn, rows, uow.now)
-            planned += len(ids)
-            store.update(uow.conn, campaign_id, {"planned_through": ids[-1], "planned_count": planned}, uow.now)
+            with collector_paused():
+                planned = _plan_and_queue(uow, planning, ids, int(row["planned_count"]))
             job.checkpoint(uow.conn, planned, total)
+
+
+def _plan_and_queue(uow: UnitOfWork, planning: Planning, ids: list[int], planned: int) -> int:
+    """One chunk in the caller's transaction: plan, write the rows, move the cursor; returns people planned."""
+    plans = plan_chunk(uow.conn, planning, list(enumerate(ids, start=planned)), uow.now)
+    rows: list[NewMessage] = [p.row for p in plans if p.row is not None]
+    bulk_plan.enqueue_many(uow.conn, rows, uow.now)
+    planned += len(ids)
+    store.update(uow.conn, planning.campaign.id, {"planned_through": ids[-1], "planned_count": planned}, uow.now)
+    return planned
 
 
 def _freeze_once(uow: UnitOfWork, row: Mapping[str, Any], batch: int) -> int:
