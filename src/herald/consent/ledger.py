@@ -168,7 +168,7 @@ def load_events(conn: sa.Connection, person_ids: Iterable[int]) -> dict[int, lis
             "SELECT person_id, channel, purpose, kind, occurred_at, explicit, source FROM consent_events "  # noqa: S608 - our own names
             f"WHERE person_id {where} ORDER BY occurred_at, id"
         )
-        for pid, channel, purpose, kind, occurred, explicit, source in conn.exec_driver_sql(sql, params):
+        for pid, channel, purpose, kind, occurred, explicit, source in conn.exec_driver_sql(sql, params).fetchall():
             at = instants.get(occurred)
             if at is None:
                 at = instants[occurred] = _utc(occurred)
