@@ -105,18 +105,18 @@ def simulate_campaign(runtime: Runtime, campaign_id: int, *, page: int, per_page
         tally = _Tally()
         wanted = range((page - 1) * per_page, page * per_page)
         rows: list[SimulatedRow] = []
-        offset = 0
+        offset, last = 0, None  # the live match is read by id after the last one (no OFFSET rescans)
         while True:
             ids = (
                 audience.frozen_page(conn, campaign_id, offset=offset, limit=launch.CHUNK)
                 if frozen
-                else audience.live_page(conn, definition, now, offset=offset, limit=launch.CHUNK)
+                else audience.live_page(conn, definition, now, limit=launch.CHUNK, after=last)
             )
             if not ids:
                 break
             with collector_paused():
                 rows.extend(_simulate_chunk(conn, planning, ids, offset, now, tally, wanted))
-            offset += len(ids)
+            offset, last = offset + len(ids), ids[-1]
     notes = _notes(planning, tally)
     return SimulationPage(
         campaign_id=campaign_id,
