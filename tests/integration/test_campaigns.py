@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,9 +111,21 @@ def capped(monkeypatch: pytest.MonkeyPatch, runtime: Runtime) -> Iterator[None]:
     yield
 
 
+@pytest.mark.parametrize("chunk", [launch.CHUNK, 2], ids=["one_chunk", "planned_ahead"])
 def test_what_launch_writes_equals_the_simulation_person_by_person(
-    capped: None, api: TestClient, runtime: Runtime, clock: FrozenClock
+    capped: None, api: TestClient, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
+    # With chunks of 2 the launch plans each next chunk on its second connection while one is written:
+    # pacing ordinals, caps and quiet hours must come out the same as the simulation's single pass.
+    monkeypatch.setattr(launch, "CHUNK", chunk)
+    planned_in: list[str] = []  # the thread that planned each chunk the launch wrote
+    real_plan_chunk = launch.plan_chunk
+
+    def recording_plan_chunk(*args: Any, **kwargs: Any) -> Any:
+        planned_in.append(threading.current_thread().name)
+        return real_plan_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(launch, "plan_chunk", recording_plan_chunk)
     _template(api)
     people = {
         "ready": _subscribed(api, "ready@example.com", first_name="Rea", timezone=LONDON),
@@ -141,6 +154,9 @@ def test_what_launch_writes_equals_the_simulation_person_by_person(
     simulated = api.get(f"/api/campaigns/{campaign['id']}/simulation", params={"per_page": 100}).json()
     assert simulated["audience"] == "segment" and simulated["total"] == len(people)
     _launch(api, campaign["id"])
+    ahead = [name for name in planned_in if name.startswith("launch-plan-ahead")]
+    # 7 people: one chunk planned in place; in chunks of 2, the first in place and the other three ahead.
+    assert (len(planned_in), len(ahead)) == ((1, 0) if chunk > len(people) else (4, 3)), planned_in
     written = {r["person_id"]: r for r in _rows(runtime, campaign["id"])}
     by_person = {r["person_id"]: r for r in simulated["rows"]}
     assert set(written) == set(by_person) == set(people.values())

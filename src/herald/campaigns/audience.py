@@ -91,9 +91,19 @@ def frozen_page(conn: sa.Connection, campaign_id: int, *, offset: int, limit: in
 
 
 def live_page(
-    conn: sa.Connection, definition: Mapping[str, Any], now: dt.datetime, *, offset: int, limit: int
+    conn: sa.Connection,
+    definition: Mapping[str, Any],
+    now: dt.datetime,
+    *,
+    offset: int = 0,
+    limit: int,
+    after: int | None = None,
 ) -> list[int]:
-    """People matching the definition at `now`, by id, one slice (duplicates in the match counted once)."""
+    """People matching the definition at `now`, by id, one slice (duplicates in the match counted once).
+    `after`: only ids above it (a reader going through the whole match passes the last id it got instead of
+    an offset, so each page does not evaluate and skip every page before it)."""
     matching = live_select(definition, now).subquery()
     query = sa.select(matching.c.person_id).distinct().order_by(matching.c.person_id).offset(offset).limit(limit)
+    if after is not None:
+        query = query.where(matching.c.person_id > after)
     return [int(pid) for pid in conn.execute(query).scalars()]

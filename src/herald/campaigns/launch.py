@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from herald.campaigns import audience, store
 from herald.campaigns.model import Campaign, CampaignStateError, CampaignStatus
-from herald.campaigns.plan import Planning, plan_chunk
+from herald.campaigns.plan import PersonPlan, Planning, collector_paused, plan_chunk
 from herald.core.actor import Actor
 from herald.core.errors import NotFoundError
+from herald.db.engine import read_connection
 from herald.db.runtime import Runtime
 from herald.db.unit_of_work import UnitOfWork, unit_of_work
 from herald.delivery import bulk_plan
@@ -136,25 +139,62 @@ def run_launch(job: JobRun) -> Mapping[str, Any]:
         job.checkpoint(uow.conn, int(row["planned_count"]), total)
         # Fixed for the whole run: the pinned template and the rules (their quiet-hours answers are shared).
         planning = prepare(uow.conn, runtime, store.to_campaign(row), start)
-    while True:
-        with unit_of_work(runtime.engine, runtime.clock, actor) as uow:
-            row = store.load_row(uow.conn, campaign_id, lock=True)
-            if row["status"] != CampaignStatus.LAUNCHING:
-                # Paused or cancelled between chunks: stop here; nothing planned after it can be sent.
-                job.checkpoint(uow.conn, int(row["planned_count"]), total)
-                return {"campaign_id": campaign_id, "planned": int(row["planned_count"]), "stopped": row["status"]}
-            ids = audience.next_people(uow.conn, campaign_id, batch, int(row["planned_through"]), CHUNK)
-            if not ids:
-                _finish_planning(uow, row, total)
-                job.checkpoint(uow.conn, int(row["planned_count"]), total)
-                return {"campaign_id": campaign_id, "batch": batch, "planned": int(row["planned_count"])}
-            planned = int(row["planned_count"])
-            plans = plan_chunk(uow.conn, planning, list(enumerate(ids, start=planned)), uow.now)
-            rows: list[NewMessage] = [p.row for p in plans if p.row is not None]
-            bulk_plan.enqueue_many(uow.conn, rows, uow.now)
-            planned += len(ids)
-            store.update(uow.conn, campaign_id, {"planned_through": ids[-1], "planned_count": planned}, uow.now)
-            job.checkpoint(uow.conn, planned, total)
+    # The next chunk is planned on a second connection while this one's rows are written: the driver waits
+    # (the insert, the server's constraint checks, the commit) release the GIL, so planning fills them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="launch-plan-ahead") as ahead:
+        pending: _Ahead | None = None
+        while True:
+            with unit_of_work(runtime.engine, runtime.clock, actor) as uow:
+                row = store.load_row(uow.conn, campaign_id, lock=True)
+                if row["status"] != CampaignStatus.LAUNCHING:
+                    # Paused or cancelled between chunks: stop here; nothing planned after it can be sent.
+                    job.checkpoint(uow.conn, int(row["planned_count"]), total)
+                    return {"campaign_id": campaign_id, "planned": int(row["planned_count"]), "stopped": row["status"]}
+                ids = audience.next_people(uow.conn, campaign_id, batch, int(row["planned_through"]), CHUNK)
+                if not ids:
+                    _finish_planning(uow, row, total)
+                    job.checkpoint(uow.conn, int(row["planned_count"]), total)
+                    return {"campaign_id": campaign_id, "batch": batch, "planned": int(row["planned_count"])}
+                people = list(enumerate(ids, start=int(row["planned_count"])))
+                with collector_paused():
+                    # Planned ahead for exactly these people (the cursor did not move meanwhile), or now.
+                    ahead_plans = pending.plans.result() if pending is not None and pending.people == people else None
+                    plans = ahead_plans if ahead_plans is not None else plan_chunk(uow.conn, planning, people, uow.now)
+                    pending = None
+                    following = audience.next_people(uow.conn, campaign_id, batch, ids[-1], CHUNK)
+                    if following and _can_plan_ahead(runtime):
+                        upcoming = list(enumerate(following, start=people[-1][0] + 1))
+                        pending = _Ahead(upcoming, ahead.submit(_plan_ahead, runtime, planning, upcoming))
+                    planned = _queue_chunk(uow, planning, people, plans)
+                    del plans, ahead_plans
+                job.checkpoint(uow.conn, planned, total)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    people: list[tuple[int, int]]  # (ordinal, person id) the future plans
+    plans: Future[list[PersonPlan]]
+
+
+def _can_plan_ahead(runtime: Runtime) -> bool:
+    # An in-memory SQLite database is one connection: a second one would be another (empty) database.
+    url = runtime.engine.url
+    return url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
+
+
+def _plan_ahead(runtime: Runtime, planning: Planning, people: list[tuple[int, int]]) -> list[PersonPlan]:
+    """Plan the next chunk on a read connection of its own (its people's inputs are not what this chunk writes)."""
+    with read_connection(runtime.engine) as conn, conn.begin():
+        return plan_chunk(conn, planning, people, runtime.clock.now())
+
+
+def _queue_chunk(uow: UnitOfWork, planning: Planning, people: list[tuple[int, int]], plans: list[PersonPlan]) -> int:
+    """Write one chunk's rows and move the cursor in the caller's transaction; returns people planned."""
+    rows: list[NewMessage] = [p.row for p in plans if p.row is not None]
+    bulk_plan.enqueue_many(uow.conn, rows, uow.now)
+    planned = people[-1][0] + 1
+    store.update(uow.conn, planning.campaign.id, {"planned_through": people[-1][1], "planned_count": planned}, uow.now)
+    return planned
 
 
 def _freeze_once(uow: UnitOfWork, row: Mapping[str, Any], batch: int) -> int:

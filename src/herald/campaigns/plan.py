@@ -7,7 +7,9 @@ with the same inputs (audience order, clock, rules), what launch does cannot dri
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -79,6 +81,22 @@ def planning_instant(now: dt.datetime) -> dt.datetime:
     """The instant a chunk is planned as of: `now` to the whole minute, so every chunk of a launch planned within
     one minute shares its quiet-hours answers (the worker checks quiet hours again when it claims a row)."""
     return now.replace(second=0, microsecond=0)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while one chunk is planned (and written).
+
+    A chunk of 2,000 people builds ~100,000 short-lived objects, nearly all freed by reference counting; with
+    the default threshold the collector ran dozens of times per chunk, each run walking the survivors (about
+    a fifth of a launch's CPU). Cycles made meanwhile are collected once the chunk is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def plan_chunk(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from herald.campaigns import audience, launch, store
 from herald.campaigns.model import Campaign, CampaignStatus
-from herald.campaigns.plan import NOT_ACTIVE, PersonPlan, Planning, plan_chunk
+from herald.campaigns.plan import NOT_ACTIVE, PersonPlan, Planning, collector_paused, plan_chunk
 from herald.core.errors import InvalidInputError
 from herald.db.engine import read_connection
 from herald.db.runtime import Runtime
@@ -105,22 +105,18 @@ def simulate_campaign(runtime: Runtime, campaign_id: int, *, page: int, per_page
         tally = _Tally()
         wanted = range((page - 1) * per_page, page * per_page)
         rows: list[SimulatedRow] = []
-        offset = 0
+        offset, last = 0, None  # the live match is read by id after the last one (no OFFSET rescans)
         while True:
             ids = (
                 audience.frozen_page(conn, campaign_id, offset=offset, limit=launch.CHUNK)
                 if frozen
-                else audience.live_page(conn, definition, now, offset=offset, limit=launch.CHUNK)
+                else audience.live_page(conn, definition, now, limit=launch.CHUNK, after=last)
             )
             if not ids:
                 break
-            duplicates = campaign_rows.existing_people(conn, ids, campaign.message_key)
-            for plan in plan_chunk(conn, planning, list(enumerate(ids, start=offset)), now, rows=False):
-                duplicate = plan.person_id in duplicates
-                tally.add(plan, duplicate=duplicate)
-                if plan.ordinal in wanted:  # the words and local times only for the page shown
-                    rows.append(_row(plan, planning, duplicate=duplicate))
-            offset += len(ids)
+            with collector_paused():
+                rows.extend(_simulate_chunk(conn, planning, ids, offset, now, tally, wanted))
+            offset, last = offset + len(ids), ids[-1]
     notes = _notes(planning, tally)
     return SimulationPage(
         campaign_id=campaign_id,
@@ -134,6 +130,26 @@ def simulate_campaign(runtime: Runtime, campaign_id: int, *, page: int, per_page
         audience="frozen" if frozen else "segment",
         notes=notes,
     )
+
+
+def _simulate_chunk(
+    conn: sa.Connection,
+    planning: Planning,
+    ids: list[int],
+    offset: int,
+    now: dt.datetime,
+    tally: _Tally,
+    wanted: range,
+) -> list[SimulatedRow]:
+    """Plan one chunk and count it; returns the rows of the page shown that fall in it."""
+    duplicates = campaign_rows.existing_people(conn, ids, planning.campaign.message_key)
+    rows = []
+    for plan in plan_chunk(conn, planning, list(enumerate(ids, start=offset)), now, rows=False):
+        duplicate = plan.person_id in duplicates
+        tally.add(plan, duplicate=duplicate)
+        if plan.ordinal in wanted:  # the words and local times only for the page shown
+            rows.append(_row(plan, planning, duplicate=duplicate))
+    return rows
 
 
 def _pinned(conn: sa.Connection, campaign: Campaign) -> Campaign:

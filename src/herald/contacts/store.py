@@ -159,14 +159,14 @@ def people_for_planning(conn: sa.Connection, ids: Iterable[int]) -> dict[int, Pl
         part = wanted[start : start + PLANNING_CHUNK]
         where, params = (f"IN ({', '.join('?' * len(part))})", tuple(part)) if sqlite else ("= ANY(%s)", (part,))
         sql = f"SELECT id, {', '.join(PLANNING_FIELDS)} FROM people WHERE status = 'active' AND id {where}"  # noqa: S608 - our own names
-        for pid, *values in conn.exec_driver_sql(sql, params):
+        for pid, *values in conn.exec_driver_sql(sql, params).fetchall():
             row = dict(zip(PLANNING_FIELDS, values, strict=True))
             if sqlite:  # PostgreSQL's driver decodes JSON itself; SQLite stores it as text
                 row["attributes"] = json.loads(row["attributes"]) if row["attributes"] else {}
             fields[pid] = row
             addresses[pid] = ([], [])
         sql = f"SELECT person_id, kind, value, key FROM identifiers WHERE person_id {where} ORDER BY id"  # noqa: S608
-        for pid, kind, value, key in conn.exec_driver_sql(sql, params):
+        for pid, kind, value, key in conn.exec_driver_sql(sql, params).fetchall():
             if pid in addresses and kind in ("email", "phone"):
                 emails, phones = addresses[pid]
                 (emails if kind == "email" else phones).append(value if kind == "email" else key)

@@ -59,6 +59,10 @@ class Rules:
     # Quiet-hours answers by (start, zones, zone source, class): pure, and shared by everyone in a campaign chunk
     # who starts at the same instant in the same zones (the change-point search costs ~0.2 ms per person).
     _quiet: dict[tuple[Any, ...], tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
+    # Zone resolutions by (own zone, country) for everyone whose phone cannot change the answer (a known zone of
+    # their own, or no phone): pure as well, and most people share a handful of them.
+    _zones: dict[tuple[Any, Any], ZoneResolution] = field(default_factory=dict, compare=False, repr=False)
+    _known_zone: dict[Any, bool] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +116,7 @@ def plan_message(
     if not usable:
         reasons = {reason.partition(":")[0] for _, reason in skips}
         return Skip(reasons.pop() if len(reasons) == 1 else "no_usable_channel", tuple(skips))
-    zone = resolve_zone(
-        recipient.fields.get("timezone"),
-        recipient.phones[0] if recipient.phones else None,
-        recipient.fields.get("country"),
-        rules.account_zone,
-    )
+    zone = _zone(recipient, rules)
     # Built once at the end (a campaign plans 100,000 of these; `replace` per step was a tenth of the time).
     common: dict[str, Any] = {
         "channels": tuple(usable),
@@ -159,6 +158,25 @@ def plan_message(
 
 
 _QUIET_MEMO_LIMIT = 50_000
+
+
+def _zone(recipient: Recipient, rules: Rules) -> ZoneResolution:
+    """resolve_zone for this person, shared with everyone of the same own zone and country when the phone does
+    not decide (the phone is read only when the person's own zone is missing or unknown)."""
+    own, country = recipient.fields.get("timezone"), recipient.fields.get("country")
+    phone = recipient.phones[0] if recipient.phones else None
+    known = rules._known_zone.get(own)
+    if known is None:
+        known = rules._known_zone[own] = bool(own) and is_known_zone(str(own).strip())
+    if phone is not None and not known:
+        return resolve_zone(own, phone, country, rules.account_zone)
+    key = (own, country)
+    found = rules._zones.get(key)
+    if found is None:
+        found = resolve_zone(own, phone, country, rules.account_zone)
+        if len(rules._zones) < _QUIET_MEMO_LIMIT:
+            rules._zones[key] = found
+    return found
 
 
 def _quiet_hours(
