@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from herald.delivery.worker import Deliverer
 
 log = logging.getLogger("herald.delivery.worker")
-GROUP_LINGER_SECONDS = 0.01
+GROUP_LINGER_SECONDS = 0.025
 T = TypeVar("T")
 
 
@@ -52,7 +52,7 @@ class Pipeline:
         self.concurrency = max(1, concurrency)
         self.queue: deque[Job] = deque()  # claimed, not started
         self.outstanding = 0  # fed, not yet handed to completion
-        self.finished = _Finished(self.concurrency)
+        self.finished = _Finished(2 * self.concurrency)
         self.cut_off = max(1.0, d.lease.total_seconds() / 2)
         self._ready: asyncio.Event = asyncio.Event()  # the queue has jobs for an idle sender
         self._low: tuple[int, asyncio.Future[None]] | None = None
@@ -151,7 +151,9 @@ class _Finished:
     A transaction costs about as much as a dozen rows in it, so completing one or two rows at a time spent
     most of the worker's time on BEGIN/COMMIT. The loop keeps sending during the linger (one timer per
     group, no wake-up per arrival); it lengthens the crash window (accepted, not yet recorded) by at most
-    the linger."""
+    the linger. With batches claimed ahead the sends never pause, so a group may hold twice the sends in
+    flight: at 25 ms and 2 × concurrency, a worker at ~1,000 msgs/s commits ~25 rows per transaction
+    instead of ~14 (worker CPU per message −30 % in an A/B under load 6-7)."""
 
     def __init__(self, full: int) -> None:
         self.full = max(1, full)
