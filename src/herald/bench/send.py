@@ -80,8 +80,22 @@ class DrainResult:
                 if self.raw_sink_cpu is not None and self.drain_sink_cpu is not None
                 else []
             ),
+            *self._utilisation(),
             f"ratio drain / raw: {self.drain_rate / self.raw_rate:.2f}",
         ]
+
+    def _utilisation(self) -> list[str]:
+        """Each process's CPU over its run's window, in % of one core: below ~100 % for the busier of worker and
+        sink (with cores to spare) means the pipeline stalls; with a loaded machine, both are starved."""
+        drain_window, raw_window = (self.count - 1) / self.drain_rate, (self.count - 1) / self.raw_rate
+        line = f"  utilisation (% of a core over the drain): worker {100 * self.worker_cpu / drain_window:.0f} %"
+        if self.raw_sink_cpu is not None and self.drain_sink_cpu is not None:
+            line += (
+                f", sink {100 * self.drain_sink_cpu / drain_window:.0f} % "
+                f"(raw run: sink {100 * self.raw_sink_cpu / raw_window:.0f} %)"
+            )
+        load = os.getloadavg()
+        return [line, f"  load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"]
 
 
 # --- the queue ---------------------------------------------------------------------------------------------

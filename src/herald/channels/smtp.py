@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import cast
 
 import aiosmtplib
-from aiosmtplib import SMTPResponse
+from aiosmtplib import SMTPResponse, SMTPStatus
 from aiosmtplib.protocol import SMTPProtocol
 
 from herald.channels.base import (
@@ -242,9 +242,12 @@ class SmtpEmailProvider:
             if not client.is_connected:
                 await client.connect(timeout=self._config.connect_timeout)
             stage = "mail"
-            await client.mail(built.envelope_from)
+            # After the first transaction (aiosmtplib's path, which says EHLO or HELO first), MAIL and RCPT
+            # go without aiosmtplib's per-call address parsing: see _command.
+            fast = not client.is_ehlo_or_helo_needed
+            await (_command(client, "MAIL", built.envelope_from) if fast else client.mail(built.envelope_from))
             stage = "rcpt"
-            await client.rcpt(built.envelope_to)
+            await (_command(client, "RCPT", built.envelope_to) if fast else client.rcpt(built.envelope_to))
             stage = "data"
             return await self._data(client, built.data, reference)
         except _Submitted as exc:
@@ -322,6 +325,22 @@ class SmtpEmailProvider:
         except (aiosmtplib.SMTPException, OSError):
             return False
         return True
+
+
+async def _command(client: aiosmtplib.SMTP, verb: str, address: str) -> SMTPResponse:
+    """MAIL FROM or RCPT TO, checked as aiosmtplib's mail() and rcpt() check them, without their quote_address
+    (email.utils parsing, ~8 % of a send): mime.parse_mailbox has already reduced the address to a dot-atom
+    local part at an ASCII domain, for which `<address>` is exactly what quote_address writes."""
+    quoted = b"<" + address.encode("ascii") + b">"
+    if verb == "MAIL":
+        reply = await client.execute_command(b"MAIL", b"FROM:" + quoted)
+        if reply.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, address)
+        return reply
+    reply = await client.execute_command(b"RCPT", b"TO:" + quoted)
+    if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+        raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, address)
+    return reply
 
 
 def _plain_socket_fd(transport: asyncio.BaseTransport) -> int | None:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import random
 import secrets
 import socket
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from herald.channels.base import ChannelProvider
 from herald.channels.registry import ChannelRegistry
 from herald.db.runtime import Runtime
 from herald.delivery import breaker, ledger
 from herald.delivery.decide import prepare, quiet_policy
-from herald.delivery.execute import execute
+from herald.delivery.execute import Pipeline, execute
 from herald.delivery.failover import RetryPolicy
 from herald.delivery.reconcile import AcceptanceLog, can_reconcile
 from herald.delivery.render_at_claim import TemplateCache
@@ -74,31 +76,59 @@ class Deliverer:
     # --- the pass ------------------------------------------------------------------------------------
 
     async def run_pass(self, *, concurrency: int = 1, max_seconds: float | None = None) -> int:
-        """Claim and deliver batches until nothing is due or the time budget is used; returns rows handled."""
+        """Claim and deliver batches until nothing is due or the time budget is used; returns rows handled.
+
+        The next batch is claimed while the current one is still sending, once no more than half a batch
+        waits to start, so the sends never stop for a claim. A batch claimed ahead waits at most about
+        one batch's sending time; its jobs keep the lease rule of every job (none starts after half the
+        lease, `Job.send_before`), and a worker killed before sending them left only `submitting` attempts
+        with no wire mark, which the next claim re-sends (decide._resume)."""
         budget = self.delivery.delivery_pass_seconds if max_seconds is None else max_seconds
         deadline = time.monotonic() + budget
         handled = 0
         limit = self.delivery.delivery_batch_size
-        while True:
-            count = await self.run_batch(limit=limit, concurrency=concurrency)
-            handled += count
-            if count < limit or time.monotonic() >= deadline:
-                return handled
+        ahead = max(2 * concurrency, limit // 2)
+        with ThreadPoolExecutor(1, thread_name_prefix="herald-delivery-db") as db:
+            pipeline = Pipeline(self, concurrency, db)
+            try:
+                while True:
+                    try:
+                        count, jobs = await pipeline.run_db(functools.partial(self._claim, limit))
+                    except BaseException:
+                        await pipeline.drain()  # what is already claimed is still sent and completed
+                        raise
+                    handled += count
+                    pipeline.feed(jobs)
+                    if count < limit or time.monotonic() >= deadline:
+                        break
+                    await pipeline.below(ahead)
+                    if pipeline.failed:
+                        break
+                await pipeline.drain()
+            finally:
+                await pipeline.close()
+        return handled
 
     async def run_batch(self, *, limit: int, concurrency: int = 1) -> int:
+        """Claim one batch and deliver it (no claim ahead)."""
+        count, jobs = self._claim(limit)
+        # Committed: every attempt about to go out is durably recorded as `submitting` first.
+        await execute(self, jobs, concurrency)
+        return count
+
+    def _claim(self, limit: int) -> tuple[int, list[Job]]:
+        """One claim transaction: rows claimed, and the jobs to run once it has committed."""
         now = self.runtime.clock.now()
         send_before = time.monotonic() + self.lease.total_seconds() / 2
         with self.runtime.engine.begin() as conn:
             claims = ledger.claim(conn, now=now, worker=self.worker_id, lease=self.lease, limit=limit)
             if not claims:
-                return 0
+                return 0, []
             batch = prepare(self, conn, claims, now)
             ledger.complete(conn, batch.now_done, now)
         for job in batch.jobs:
             job.send_before = send_before
-        # Committed: every attempt about to go out is durably recorded as `submitting` first.
-        await execute(self, batch.jobs, concurrency)
-        return len(claims)
+        return len(claims), batch.jobs
 
     def can_reconcile(self, provider: ChannelProvider) -> bool:
         return can_reconcile(provider, self.relay_logs.get(provider.name))
