@@ -9,13 +9,9 @@ after the lease, a second worker re-sends each of them once.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,29 +20,9 @@ from herald.core.clock import SystemClock
 from herald.core.settings import Settings
 from herald.db.delivery_tables import message_attempts, messages
 from herald.db.runtime import Runtime
-from tests.e2e.test_wire_marks_crash import HOST, SINK, SinkLog, Workers, _enqueue, _env, _free_port, _pending
+from tests.e2e.test_wire_marks_crash import HOST, SinkLog, Workers, _enqueue, _env, _pending, sink_process
 
 BATCH, COUNT = 8, 40
-
-
-@contextmanager
-def _frozen_sink(out: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(SINK), str(port), str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    assert proc.stdout.readline().strip() == b"ready"
-    try:
-        yield port, proc
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _held_by(engine: sa.Engine, pid: int) -> tuple[int, int]:
@@ -80,7 +56,7 @@ def test_rows_a_killed_worker_claimed_ahead_are_sent_exactly_once(
     ids = _enqueue(runtime, uuid.uuid4().hex[:10], 0, COUNT)
     sink_file = tmp_path / "sink.log"
     sink_file.touch()
-    with _frozen_sink(sink_file) as (port, sink):
+    with sink_process(sink_file) as (port, sink):
         env = _env(settings, port) | {
             "HERALD_DELIVERY_BATCH_SIZE": str(BATCH),
             # Long enough that the frozen relay's hung sends are still waiting (not cut off) when the kill lands.

@@ -49,7 +49,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _sink(out: Path) -> Iterator[int]:
+def sink_process(out: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """The independent sink on a free port, logging to `out`, until the block ends: its port and process."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, str(SINK), str(port), str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -57,14 +58,21 @@ def _sink(out: Path) -> Iterator[int]:
     assert proc.stdout is not None and proc.stdin is not None
     assert proc.stdout.readline().strip() == b"ready"
     try:
-        yield port
+        yield port, proc
     finally:
+        proc.send_signal(signal.SIGCONT)  # a test may have frozen it (SIGSTOP); a stopped sink never exits
         proc.stdin.close()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def _sink(out: Path) -> Iterator[int]:
+    with sink_process(out) as (port, _proc):
+        yield port
 
 
 class SinkLog:
