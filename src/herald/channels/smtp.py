@@ -244,7 +244,8 @@ class SmtpEmailProvider:
             stage = "mail"
             # After the first transaction (aiosmtplib's path, which says EHLO or HELO first), MAIL and RCPT
             # go without aiosmtplib's per-call address parsing: see _command.
-            fast = not client.is_ehlo_or_helo_needed
+            # An address that is not plain ASCII (SMTPUTF8) keeps aiosmtplib's path, which adds the option.
+            fast = not client.is_ehlo_or_helo_needed and (built.envelope_from + built.envelope_to).isascii()
             await (_command(client, "MAIL", built.envelope_from) if fast else client.mail(built.envelope_from))
             stage = "rcpt"
             await (_command(client, "RCPT", built.envelope_to) if fast else client.rcpt(built.envelope_to))
