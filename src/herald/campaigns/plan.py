@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,34 +89,14 @@ def collector_paused() -> Iterator[None]:
 
     A chunk of 2,000 people builds ~100,000 short-lived objects, nearly all freed by reference counting; with
     the default threshold the collector ran dozens of times per chunk, each run walking the survivors (about
-    a fifth of a launch's CPU). Cycles made meanwhile are collected once the chunk is done.
-
-    The collector is the process's, not the thread's: a launch job and a simulation request may plan at the
-    same time, so the first to enter pauses it and the last to leave resumes it (and only if it was on)."""
-    with _pause.lock:
-        if _pause.holders == 0:
-            _pause.was_enabled = gc.isenabled()
-            gc.disable()
-        _pause.holders += 1
+    a fifth of a launch's CPU). Cycles made meanwhile are collected once the chunk is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        with _pause.lock:
-            _pause.holders -= 1
-            if _pause.holders == 0 and _pause.was_enabled:
-                gc.enable()
-
-
-class _Pause:
-    """Who holds the collector paused (planners inside collector_paused), and whether it was on before."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.holders = 0
-        self.was_enabled = False
-
-
-_pause = _Pause()
+        if was_enabled:
+            gc.enable()
 
 
 def plan_chunk(
